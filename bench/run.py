@@ -1,0 +1,237 @@
+"""One run: data -> tokenizer -> sampler -> model -> objective -> profiled training -> evaluation -> one row.
+
+`python -m bench.run strategy=hybrid languages=4` runs a single configuration in this process
+and writes its row to `results.dir/runs/`. The sweep starts each of its runs this way, in a
+fresh process, so no run inherits memory, caches or thread state from the one before.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tokenizers import Tokenizer
+
+from bench.collate import SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, padded_volume
+from bench.compose import plan_runs
+from bench.config import RunConfig
+from bench.data import LareqaDataset, load_lareqa, split_by_article
+from bench.errors import BenchError, exit_on_user_error, one_line
+from bench.evaluation import evaluate_encoder, load_eval_datasets
+from bench.model import build_encoder, count_parameters
+from bench.objective import ContrastiveRetriever, MaskedLanguageModel
+from bench.pairs import TrainingPairs, texts_by_language, training_pairs
+from bench.profiler import RunProfiler, provenance_fields
+from bench.results_io import ensure_writable_dir, write_run
+from bench.sampler import BatchStats, build_batch_sampler
+from bench.schema import RunRecord
+from bench.tokenizer import tokenizer_for_run, unknown_rates
+from bench.train import StepRoles, pick_probed_step, train
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BenchError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def run_id(cfg: RunConfig) -> str:
+    """Readable and unique: the strategy, language count and seed, then the config hash."""
+    return f"{cfg.strategy.name}-L{len(cfg.languages)}-s{cfg.seed}-{cfg.config_hash()[:10]}"
+
+
+def describe(cfg: RunConfig, command: str | None) -> RunRecord:
+    """The row's configuration columns, filled before anything runs (so a failure still says what it was)."""
+    return RunRecord(
+        run_id=run_id(cfg),
+        config_hash=cfg.config_hash(),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command,
+        strategy=cfg.strategy.name,
+        objective=cfg.strategy.objective,
+        alpha=cfg.strategy.alpha,
+        n_languages=len(cfg.languages),
+        languages=",".join(cfg.languages),
+        dataset=cfg.data.name,
+        seed=cfg.seed,
+        model=cfg.model.name,
+        tokenizer_policy=cfg.tokenizer.policy,
+        budget=cfg.train.budget,
+        steps=cfg.steps,
+        warmup_steps=cfg.train.warmup_steps,
+        batch_size=cfg.train.batch_size,
+        max_length=cfg.train.max_length,
+        temperature=cfg.strategy.temperature if cfg.strategy.objective == "contrastive" else None,
+        lr=cfg.train.lr,
+        mode=cfg.mode,
+        threads=cfg.train.threads,
+        launcher=cfg.launcher,
+        concurrency=cfg.concurrency,
+        mixed_precision=cfg.train.mixed_precision,
+        rng_source=f"seed={cfg.seed}: torch.manual_seed (init), random.Random(seed+epoch) (sampler), torch.Generator(seed) (masking)",
+    )
+
+
+@dataclass
+class Prepared:
+    """Everything built before training starts."""
+
+    train_split: LareqaDataset
+    pairs: TrainingPairs
+    tokenizer: Tokenizer
+    tokenized: TokenizedPairs
+    special: SpecialIds
+
+
+def prepare_data(cfg: RunConfig, profiler: RunProfiler) -> Prepared:
+    with profiler.stage("data"):
+        full = load_lareqa(cfg.data.name, cfg.data.root, cfg.data.languages)
+        train_split, _ = split_by_article(full, cfg.data.heldout_fraction)
+        pairs = training_pairs(train_split, cfg.languages)
+    with profiler.stage("tokenizer"):
+        tokenizer = tokenizer_for_run(cfg.tokenizer, texts_by_language(train_split), cfg.languages)
+        tokenized = TokenizedPairs.build(tokenizer, pairs.queries, pairs.passages, cfg.train.max_length)
+    vocab = max(cfg.model.vocab_size or 0, tokenizer.get_vocab_size())
+    return Prepared(train_split, pairs, tokenizer, tokenized, SpecialIds.of(tokenizer, vocab))
+
+
+def build_objective(cfg: RunConfig, tokenizer: Tokenizer) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)  # random init depends on the seed alone
+    encoder = build_encoder(cfg.model, tokenizer.get_vocab_size())
+    if cfg.strategy.objective == "mlm":
+        return MaskedLanguageModel(encoder)
+    return ContrastiveRetriever(encoder, cfg.model.pooling, cfg.strategy.temperature, cfg.train.gather_negatives)
+
+
+def make_collate(cfg: RunConfig, prepared: Prepared):
+    if cfg.strategy.objective == "contrastive":
+        return lambda step, refs: collate_contrastive(refs, prepared.tokenized, prepared.special)
+    generator = torch.Generator()
+
+    def collate(step: int, refs):
+        generator.manual_seed(cfg.seed * 1_000_003 + step)  # masking depends on (seed, step) only
+        return collate_masked_lm(refs, prepared.tokenized, prepared.special, cfg.strategy.mask_prob, generator)
+
+    return collate
+
+
+def plan_batches(cfg: RunConfig, pairs: TrainingPairs):
+    sampler = build_batch_sampler(
+        cfg.strategy.name,
+        pairs.index,
+        cfg.train.batch_size,
+        cfg.seed,
+        alpha=cfg.strategy.alpha if cfg.strategy.name == "hybrid" else None,
+        mlm_exponent=cfg.strategy.sampling_exponent,
+    )
+    return sampler.plan(cfg.steps)
+
+
+def execute(cfg: RunConfig, record: RunRecord) -> RunRecord:
+    """Train and evaluate one configuration, filling `record` as each stage completes."""
+    torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.device)
+    profiler = RunProfiler(device, cfg.train.mixed_precision)
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.train.mixed_precision)
+    record.update(device_type=device.type, n_devices=accelerator.num_processes, **provenance_fields(device))
+
+    prepared = prepare_data(cfg, profiler)
+    eval_sets = load_eval_datasets(cfg.eval, cfg.data)
+    record.update(vocab_size=prepared.tokenizer.get_vocab_size(), **unk_fields(prepared.tokenizer, eval_sets))
+    plan = plan_batches(cfg, prepared.pairs)
+    stats = BatchStats.of(plan)
+    record.update(
+        mono_batch_fraction=stats.mono_batch_fraction,
+        cross_pair_fraction=stats.cross_pair_fraction,
+        languages_seen=",".join(stats.languages_seen),
+    )
+    with profiler.stage("model_build"):
+        objective = build_objective(cfg, prepared.tokenizer)
+        optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        objective, optimizer = accelerator.prepare(objective, optimizer)
+    record.update(model_params=count_parameters(accelerator.unwrap_model(objective).encoder))
+
+    mlm = cfg.strategy.objective == "mlm"
+    volumes = [padded_volume(refs, prepared.tokenized, mlm) for refs in plan]
+    roles = StepRoles(cfg.train.warmup_steps, pick_probed_step(volumes, cfg.train.warmup_steps))
+    with profiler.training_window():
+        outcome = train(objective, optimizer, plan, make_collate(cfg, prepared), accelerator, roles,
+                        cfg.profiler.track_memory, cfg.profiler.count_flops)  # fmt: skip
+    record.update(
+        loss_curve=outcome.losses,
+        final_loss=outcome.losses[-1] if outcome.losses else None,
+        **profiler.training_fields(outcome, accelerator.num_processes, record.device_name),
+        **profiler.memory_fields(outcome),
+    )
+
+    per_setting = None
+    if eval_sets:
+        with profiler.stage("eval"):
+            summary, per_setting = evaluate_encoder(
+                accelerator.unwrap_model(objective).encoder, prepared.tokenizer, cfg, eval_sets, device
+            )
+        record.update(**summary)
+    record.update(**profiler.stage_fields())
+    return record, per_setting
+
+
+def unk_fields(tokenizer: Tokenizer, eval_sets: dict[str, LareqaDataset]) -> dict:
+    """Unknown-token rate per evaluation language (answers and questions), over every eval set."""
+    texts: dict[str, list[str]] = {}
+    for dataset in eval_sets.values():
+        for lang, data in dataset.by_lang.items():
+            texts.setdefault(lang, []).extend([q.text for q in data.questions] + [data.answer_text(q) for q in data.questions])
+    rates = unknown_rates(tokenizer, texts)
+    return {"unk_rate_by_lang": json.dumps(rates, sort_keys=True), "unk_rate_max": max(rates.values()) if rates else None}
+
+
+def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
+    """Execute one run and persist its row, whatever happens: a failure is a row, not a lost result."""
+    results_dir = ensure_writable_dir(Path(cfg.results.dir))
+    record = describe(cfg, command)
+    per_setting = None
+    try:
+        record, per_setting = execute(cfg, record)
+    except KeyboardInterrupt:
+        record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal")
+        write_run(results_dir, record)
+        raise
+    except Exception as exc:  # the row records the failure; the log keeps the traceback
+        status = "oom" if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower() else "failed"
+        record.update(status=status, error_type=type(exc).__name__, error_message=one_line(exc)[:2000])
+        log = results_dir / "logs" / f"{record.run_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+    write_run(results_dir, record, per_setting)
+    return record
+
+
+def summary_line(record: RunRecord) -> str:
+    if record.status != "ok":
+        return f"{record.run_id}: {record.status} ({record.error_type}: {record.error_message})"
+    quality = f", multi mAP {record.eval_xquad_r_map_multi:.3f}" if record.eval_xquad_r_map_multi is not None else ""
+    return (
+        f"{record.run_id}: ok in {record.wall_s:.1f}s, {record.samples_per_s:.1f} samples/s, "
+        f"peak tensor {record.peak_tensor_bytes or 0:,} B, RSS {record.peak_rss_bytes or 0:,} B{quality}"
+    )
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    (planned,) = plan_runs("config", argv, sweep=False)
+    record = run_and_record(planned.config, command="python -m bench.run " + " ".join(argv))
+    print(summary_line(record))
+    return 0 if record.status == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Shared multilingual subword vocabulary (WordPiece, as mBERT), trained with `tokenizers` and cached by content.
+
+Policies (recorded per run as `tokenizer_policy`):
+  shared-all       one vocabulary trained on every language of the dataset, whatever subset a
+                   run trains on: vocabulary size and coverage stay out of the comparison.
+  selected-fixed   trained on the run's languages only, fixed vocabulary size.
+  selected-scaled  trained on the run's languages only, size = per-language budget x languages
+                   (the mBERT situation: the embedding table grows with the language count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from bench import PROJECT_ROOT
+from bench.errors import ConfigError
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+POLICIES = ("shared-all", "selected-fixed", "selected-scaled")
+# Long enough for a whole unsegmented Thai or Chinese-free sentence; BERT's default of 100
+# characters would turn most Thai sentences into one [UNK].
+MAX_WORD_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    policy: str = "shared-all"
+    vocab_size: int = 16000
+    per_language_vocab: int = 2000
+    min_frequency: int = 2
+    cache_dir: str = ".cache/tokenizers"
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"tokenizer.policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        for key in ("vocab_size", "per_language_vocab", "min_frequency"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"tokenizer.{key} must be a positive integer, got {getattr(self, key)!r}")
+
+    def target_size(self, n_languages: int) -> int:
+        return self.per_language_vocab * n_languages if self.policy == "selected-scaled" else self.vocab_size
+
+
+def _empty_wordpiece() -> Tokenizer:
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
+    # Cased, accents kept, CJK characters split apart: mBERT's multilingual cased preprocessing.
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    return tokenizer
+
+
+def _add_bert_template(tokenizer: Tokenizer) -> None:
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+
+
+def train_wordpiece(texts: list[str], vocab_size: int, min_frequency: int) -> Tokenizer:
+    tokenizer = _empty_wordpiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS), show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    _add_bert_template(tokenizer)
+    return tokenizer
+
+
+def content_key(texts: list[str], vocab_size: int, min_frequency: int) -> str:
+    """Cache key: the training texts themselves plus every setting that shapes the vocabulary."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"v": 1, "vocab": vocab_size, "min_freq": min_frequency, "max_word": MAX_WORD_CHARS}).encode())
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def cached_wordpiece(texts: list[str], vocab_size: int, min_frequency: int, cache_dir: str | Path) -> Tokenizer:
+    """Train once per distinct corpus and settings; later runs load the saved file."""
+    directory = Path(cache_dir)
+    directory = directory if directory.is_absolute() else PROJECT_ROOT / directory
+    path = directory / f"wordpiece-{content_key(texts, vocab_size, min_frequency)}.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    tokenizer = train_wordpiece(texts, vocab_size, min_frequency)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(tokenizer)}")
+    tokenizer.save(str(tmp))
+    tmp.replace(path)  # atomic: parallel runs may race to write the same vocabulary
+    return tokenizer
+
+
+def unknown_token_rate(tokenizer: Tokenizer, texts: list[str]) -> float:
+    """Fraction of non-special tokens that are [UNK]."""
+    unk_id = tokenizer.token_to_id("[UNK]")
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    total = sum(len(e.ids) for e in encodings)
+    unknown = sum(e.ids.count(unk_id) for e in encodings)
+    return unknown / total if total else 0.0
+
+
+def tokenizer_for_run(cfg: TokenizerConfig, texts_by_lang: dict[str, list[str]], languages: tuple[str, ...]) -> Tokenizer:
+    """Apply the policy: which languages' text the vocabulary is trained on, and how large it is."""
+    source = tuple(texts_by_lang) if cfg.policy == "shared-all" else languages
+    texts = [t for lang in source for t in texts_by_lang[lang]]
+    return cached_wordpiece(texts, cfg.target_size(len(languages)), cfg.min_frequency, cfg.cache_dir)
+
+
+def unknown_rates(tokenizer: Tokenizer, texts_by_lang: dict[str, list[str]]) -> dict[str, float]:
+    return {lang: round(unknown_token_rate(tokenizer, texts), 6) for lang, texts in texts_by_lang.items()}

@@ -1,0 +1,85 @@
+"""Tests of bench.provenance: git state in throwaway repositories, CPU model parsing, no failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bench import provenance
+from bench.provenance import Provenance, collect_provenance, cpu_model
+from bench.schema import RunRecord
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def git(repo, *args):
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(repo), "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+def test_collects_versions_and_hardware(tmp_path):
+    info = collect_provenance("cpu", repo=tmp_path)
+    assert info.python_version == ".".join(map(str, sys.version_info[:3]))
+    assert info.torch_version == torch.__version__
+    assert info.transformers_version
+    assert info.torch_threads == torch.get_num_threads()
+    assert info.device_name == info.cpu_model
+    assert info.hostname
+
+
+def test_not_a_checkout_gives_none(tmp_path):
+    info = collect_provenance("cpu", repo=tmp_path)
+    assert (info.git_commit, info.git_dirty) == (None, None)
+
+
+@needs_git
+def test_commit_and_dirty_flag(tmp_path):
+    git(tmp_path, "init", "-q")
+    assert provenance.git_commit(tmp_path) is None  # no commit yet
+    (tmp_path / "a.txt").write_text("one\n")
+    git(tmp_path, "add", "a.txt")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    clean = collect_provenance("cpu", repo=tmp_path)
+    assert len(clean.git_commit) == 40 and clean.git_dirty is False
+    (tmp_path / "untracked.txt").write_text("new\n")
+    assert provenance.git_dirty(tmp_path) is False
+    (tmp_path / "a.txt").write_text("two\n")
+    assert collect_provenance("cpu", repo=tmp_path).git_dirty is True
+
+
+def test_missing_git_gives_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH
+    assert provenance.git_commit(tmp_path) is None
+
+
+def test_cpu_model_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7763 64-Core Processor\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC 7763 64-Core Processor"
+    assert cpu_model(tmp_path / "absent") == (provenance.platform.processor() or provenance.platform.machine() or None)
+
+
+def test_unreadable_gpu_name_is_none_not_the_cpu(monkeypatch, tmp_path):
+    def no_driver(device):
+        raise RuntimeError("Found no NVIDIA driver")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_driver)
+    info = collect_provenance("cuda:0", repo=tmp_path)
+    assert info.device_name is None and info.cpu_model
+
+
+def test_gpu_name_comes_from_cuda(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    assert collect_provenance("cuda:0", repo=tmp_path).device_name == "NVIDIA H100 80GB HBM3"
+
+
+def test_fields_fit_the_schema():
+    record_fields = {f.name for f in dataclasses.fields(RunRecord)}
+    names = {f.name for f in dataclasses.fields(Provenance)} - {"torch_threads"}  # stored as `threads`
+    assert names <= record_fields

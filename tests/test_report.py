@@ -1,0 +1,79 @@
+"""Tests for bench.report: the Markdown report holds the configuration, tables, fits, failures and figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from test_plot import write_synthetic_results  # the shared synthetic results set
+
+from bench import PROJECT_ROOT
+from bench.plot import PLOTS_DIR
+from bench.report import REPORT_FILE, fmt, main, markdown_table, write_report
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    results_dir = write_synthetic_results(tmp_path_factory.mktemp("full"))
+    path = write_report(results_dir)
+    return results_dir, path.read_text(encoding="utf-8")
+
+
+def test_report_sections(full_report):
+    _, text = full_report
+    for heading in ("## Configuration", "## Environment", "## Results by strategy", "## Fitted scaling exponents",
+                    "## Unsuccessful runs (1)", "## Figures"):  # fmt: skip
+        assert heading in text
+    assert "| strategies | monolingual, crosslingual, hybrid, mbert |" in text
+    assert "| language counts L | 2, 4, 8, 11 |" in text
+    assert "| CPU | Synthetic CPU @ 2GHz |" in text and "abc1234" in text
+
+
+def test_report_tables_fits_and_failed_runs(full_report):
+    _, text = full_report
+    assert "| strategy | L=2 | L=4 | L=8 | L=11 |" in text
+    assert re.search(r"\| hybrid \| [\d.]+ \[[\d.]+–[\d.]+\] \|", text)  # median [min–max] cells
+    assert re.search(r"\| `train_s` \| -?\d\.\d{3} ± \d\.\d{3} \[", text)
+    failed_row = "| crosslingual-L11-s2 | crosslingual | 11 | 2 | oom | OutOfMemoryError | CPU out of memory at step 3 |"
+    assert failed_row in text
+
+
+def test_report_embeds_existing_figures_by_relative_link(full_report):
+    results_dir, text = full_report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert "plots/wall_time.png" in links and "plots/cost_quality_xquad_r.png" in links
+    assert all((results_dir / link).is_file() for link in links)
+
+
+def test_report_predicted_only_and_single_seed(tmp_path):
+    results_dir = write_synthetic_results(tmp_path, measured=False, predicted=True, failed=False)
+    text = write_report(results_dir).read_text(encoding="utf-8")
+    assert "hybrid (predicted)" in text and "## Unsuccessful runs\n\nNone." in text
+    assert "`wall_s`" not in text and (results_dir / PLOTS_DIR / "memory_breakdown.png").is_file()
+
+
+def test_markdown_table_and_fmt():
+    table = markdown_table(["a", "b"], [[1, "x|y"], [None, float("nan")]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |", "|  |  |"]
+    assert [fmt(v) for v in (12345.6, 123.4, 12.34, 1.234, 0.1234, 0.001234, float("nan"))] == [
+        "12,346", "123", "12.3", "1.23", "0.123", "0.0012", "–",
+    ]  # fmt: skip
+
+
+def test_main_writes_report_and_missing_dir_is_exit_2(tmp_path, capsys):
+    results_dir = write_synthetic_results(tmp_path / "r", seeds=(0,), languages=(2, 4), datasets=())
+    assert main([str(results_dir)]) == 0
+    assert (results_dir / REPORT_FILE).is_file()
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "missing")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_subprocess_missing_directory(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.report", str(tmp_path / "nope")], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
