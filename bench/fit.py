@@ -92,8 +92,8 @@ def fit_power_law(n_languages, cost) -> PowerLawFit:
     With fewer than 2 distinct L nothing can be fitted and k is NaN; with exactly 2 points
     k is exact but its standard error is NaN (no residual degrees of freedom).
     """
-    x = pd.to_numeric(pd.Series(n_languages), errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(pd.Series(cost), errors="coerce").to_numpy(dtype=float)
+    x = pd.to_numeric(pd.Series(n_languages), errors="coerce").astype(float).to_numpy()
+    y = pd.to_numeric(pd.Series(cost), errors="coerce").astype(float).to_numpy()
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     x, y = np.log(x[keep]), np.log(y[keep])
     n, distinct = int(x.size), int(np.unique(x).size)
@@ -130,8 +130,10 @@ def usable_runs(df: pd.DataFrame) -> pd.DataFrame:
     predicted = df["predicted"].fillna(False).astype(bool) if "predicted" in df else False
     is_predicted = (status == "predicted") | ((status == "ok") & predicted)
     is_measured = (status == "ok") & ~is_predicted
-    out = df[is_measured | is_predicted].copy()
-    out["source"] = np.where(is_predicted[is_measured | is_predicted], PREDICTED, MEASURED)
+    keep = (is_measured | is_predicted) & df["n_languages"].notna()  # a run without L has no place on a curve
+    out = df[keep].copy()
+    out["n_languages"] = out["n_languages"].astype("int64")  # nulls elsewhere in the table made it float
+    out["source"] = np.where(is_predicted[keep], PREDICTED, MEASURED)
     return add_derived_metrics(out)
 
 

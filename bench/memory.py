@@ -15,14 +15,19 @@ Every memory figure of a run comes from here:
 Why a small `TorchDispatchMode` tracker rather than `torch.distributed._tools.mem_tracker
 .MemTracker`: MemTracker measured 1.7-2.7x slower per tracked step, raises when the same root
 module is called twice in one step (a dual encoder encodes queries and passages with one
-module), and attributes memory per module, which we do not need. The dispatch mode sees every
-ATen op once, below autograd, so it tracks forward, backward and the optimizer alike; it
-needs no module hooks; and it runs unchanged above `FakeTensorMode`, where the same step on
-fake tensors gives the same bytes as on real ones (what `bench.predict` relies on). Its
-result depends only on the sequence of ops, so two identical steps give identical bytes.
+module) unless the caller wraps both calls in one parent, and attributes memory per module,
+which we do not need. Its repeatability from step 2 on is matched here. The dispatch mode sees
+every ATen op once, below autograd, so it tracks forward, backward and the optimizer alike with
+no module hooks (about 1.2-1.3x per tracked step on a tiny BERT on CPU, mostly the cost of any
+Python dispatch mode); it keeps running totals per kind, so the peak's breakdown costs nothing
+extra; and it runs unchanged above `FakeTensorMode`, where the same step on fake tensors gives
+the same bytes as on real ones (what `bench.predict` relies on). Its result depends only on the
+sequence of ops, so two identical steps give identical bytes.
 
 Which step to track: not the first, which has no optimizer state yet; the harness tracks
-the step with the largest padded batch, outside the timed window.
+the step with the largest padded batch, outside the timed window. To predict without
+allocating, build the model and optimizer inside `FakeTensorMode()` (BertModel and AdamW
+work there as they are), run one step to create the optimizer state, then track the next.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ class MemoryPeak:
     param_bytes: int
     grad_bytes: int
     optimizer_bytes: int
-    activation_bytes: int  # everything else: activations, temporaries, inputs, module buffers
+    # Everything else: activations, temporaries, module buffers, and the batch if it was
+    # created (or moved to the device) inside the tracked block.
+    activation_bytes: int
 
 
 _PARAM, _GRAD, _OPTIMIZER = 0, 1, 2  # storage kinds with their own column; the rest are activations
@@ -87,6 +94,7 @@ class TensorMemoryTracker(TorchDispatchMode):
         return MemoryPeak(total, params, grads, optimizer, total - params - grads - optimizer)
 
     def __enter__(self) -> "TensorMemoryTracker":
+        self._live_bytes, self._kind_bytes, self._peak_bytes = 0, [0, 0, 0], -1  # one tracker, one step at a time
         self._active = True
         for param in self._params:
             self._classify(param, _PARAM)
@@ -193,12 +201,13 @@ _PROC_STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
-def peak_rss_bytes(include_children: bool = True) -> int | None:
-    """High-water mark of resident memory of this process, plus that of waited-for children.
+def peak_rss_bytes(include_children: bool = True) -> int:
+    """High-water mark of resident memory of this process, plus the largest of its finished children.
 
-    VmHWM is the kernel's own peak (resettable, unlike ru_maxrss for self). For children
-    (data-loader workers) only the largest child's peak is known (RUSAGE_CHILDREN.ru_maxrss,
-    KiB on Linux), so the sum is an upper bound only in the sense of adding one child.
+    VmHWM is the kernel's own peak for this process (resettable, unlike ru_maxrss). For
+    children (data-loader workers) the kernel keeps only the largest peak among those that
+    have exited and been waited for (RUSAGE_CHILDREN.ru_maxrss, KiB on Linux), not their sum,
+    so with several workers this is a lower bound on what the run held at once.
     """
     own = _read_vm_hwm()
     if own is None:

@@ -81,17 +81,24 @@ def fmt(value: float) -> str:
     return f"{value:.3f}" if size >= 0.01 or size == 0 else f"{value:.2g}"
 
 
+def _plain(value) -> str:
+    """A table value as text: blanks for missing, integers without the '.0' that nulls force on int columns."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _distinct(df: pd.DataFrame, column: str) -> str:
     if column not in df or df[column].isna().all():
         return ""
-    values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in df[column].dropna().unique()]
+    values = df[column].dropna().unique().tolist()
     if column == "strategy":
         return ", ".join(strategy_styles(values))
     try:
         values = sorted(values)
     except TypeError:
         pass
-    return ", ".join(str(v) for v in values)
+    return ", ".join(_plain(v) for v in values)
 
 
 def summary_section(table: pd.DataFrame, runs: pd.DataFrame, failed: pd.DataFrame, results_dir: Path) -> str:
@@ -183,7 +190,7 @@ def failed_section(failed: pd.DataFrame) -> str:
     if failed.empty:
         return "## Unsuccessful runs\n\nNone."
     columns = [c for c in FAILED_COLUMNS if c in failed]
-    rows = failed[columns].astype(object).where(failed[columns].notna(), "").values.tolist()
+    rows = [[_plain(value) for value in row] for row in failed[columns].itertuples(index=False)]
     note = "These runs are excluded from every table, fit and figure above."
     return f"## Unsuccessful runs ({len(failed)})\n\n{note}\n\n" + markdown_table(columns, rows)
 

@@ -8,6 +8,7 @@ fresh process, so no run inherits memory, caches or thread state from the one be
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def plan_batches(cfg: RunConfig, pairs: TrainingPairs):
     return sampler.plan(cfg.steps)
 
 
-def execute(cfg: RunConfig, record: RunRecord) -> RunRecord:
+def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, object]:
     """Train and evaluate one configuration, filling `record` as each stage completes."""
     torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
@@ -224,10 +225,18 @@ def summary_line(record: RunRecord) -> str:
     )
 
 
+def _interrupt_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # handled like Ctrl-C: the row is written as "interrupted"
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    (planned,) = plan_runs("config", argv, sweep=False)
+    config_name = "config"
+    if argv[:1] == ["--config-name"]:  # the sweep composes its runs from conf/sweep.yaml
+        config_name, argv = argv[1], argv[2:]
+    (planned,) = plan_runs(config_name, argv, sweep=False)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     record = run_and_record(planned.config, command="python -m bench.run " + " ".join(argv))
     print(summary_line(record))
     return 0 if record.status == "ok" else 1

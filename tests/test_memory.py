@@ -132,6 +132,23 @@ def test_storages_freed_inside_are_subtracted():
     assert tracker.peak.activation_bytes == 2 * 4000
 
 
+def test_a_tracker_can_be_reused_and_leaves_no_hooks():
+    torch.manual_seed(0)
+    model = DualEncoder(500)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = (torch.randint(0, 500, (4, 16)), torch.randint(0, 500, (4, 16)))
+    train_step(model, optimizer, batch)
+    tracker = TensorMemoryTracker(model, optimizer)
+    peaks = []
+    for _ in range(2):
+        with tracker:
+            train_step(model, optimizer, batch)
+        peaks.append(tracker.peak)
+    assert peaks[0] == peaks[1] == cached_peak()[0]
+    assert not any(p._post_accumulate_grad_hooks for p in model.parameters())
+    assert not optimizer._optimizer_step_post_hooks
+
+
 def test_peak_before_the_step_is_an_error():
     with pytest.raises(RuntimeError, match="before the tracked block"):
         TensorMemoryTracker(torch.nn.Linear(1, 1)).peak
@@ -175,6 +192,14 @@ def fake_cuda(monkeypatch):
 
 def test_cuda_memory_stats_reads_the_allocator_counters(fake_cuda):
     assert memory.cuda_memory_stats("cuda:0") == memory.CudaMemoryStats(1000, 2048, 3, 1)
+
+
+def test_reset_cuda_peak_resets_peaks_and_counters(fake_cuda, monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("peak"))
+    monkeypatch.setattr(torch.cuda, "reset_accumulated_memory_stats", lambda device=None: calls.append("accumulated"))
+    assert memory.reset_cuda_peak("cuda:0") is True
+    assert calls == ["peak", "accumulated"]
 
 
 def make_fake_pynvml(used: int = 123_456_789, fail: bool = False) -> types.ModuleType:

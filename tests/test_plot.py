@@ -80,6 +80,9 @@ def synthetic_records(
             run_id="crosslingual-L11-s2", config_hash="hfail", status="oom", strategy="crosslingual",
             n_languages=11, seed=2, error_type="OutOfMemoryError", error_message="CPU out of memory at step 3",
         ))  # fmt: skip
+        records.append(RunRecord(  # interrupted before its configuration was known: no L at all
+            run_id="interrupted-early", config_hash="hint", status="interrupted", error_type="KeyboardInterrupt",
+        ))  # fmt: skip
     if predicted:
         records += [_predicted_record(s, n) for s in STRATEGIES for n in languages]
     return records

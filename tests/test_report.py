@@ -24,7 +24,7 @@ def full_report(tmp_path_factory):
 def test_report_sections(full_report):
     _, text = full_report
     for heading in ("## Configuration", "## Environment", "## Results by strategy", "## Fitted scaling exponents",
-                    "## Unsuccessful runs (1)", "## Figures"):  # fmt: skip
+                    "## Unsuccessful runs (2)", "## Figures"):  # fmt: skip
         assert heading in text
     assert "| strategies | monolingual, crosslingual, hybrid, mbert |" in text
     assert "| language counts L | 2, 4, 8, 11 |" in text
@@ -38,6 +38,8 @@ def test_report_tables_fits_and_failed_runs(full_report):
     assert re.search(r"\| `train_s` \| -?\d\.\d{3} ± \d\.\d{3} \[", text)
     failed_row = "| crosslingual-L11-s2 | crosslingual | 11 | 2 | oom | OutOfMemoryError | CPU out of memory at step 3 |"
     assert failed_row in text
+    assert "| interrupted-early |  |  |  | interrupted | KeyboardInterrupt |  |" in text
+    assert "L=11.0" not in text  # a failed run without L must not turn L into floats
 
 
 def test_report_embeds_existing_figures_by_relative_link(full_report):

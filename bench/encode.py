@@ -1,0 +1,145 @@
+"""Sentence embeddings for evaluation: a trained encoder, its tokenizer and its pooling, saved as one directory.
+
+`TextEncoder.encode` tokenizes everything at once (the Rust tokenizer runs in parallel),
+sorts texts by token count so each batch is padded only to its own longest text, runs the
+model under `torch.inference_mode()` and returns L2-normalised float32 rows in the input
+order, so a dot product of two rows is their cosine similarity.
+
+Directory layout written by `save` and read by `load`:
+    model/          the encoder's `save_pretrained` output (config + weights)
+    tokenizer.json  the `tokenizers` tokenizer
+    encoder.json    {"format_version", "model_class", "pooling", "max_length"}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import transformers
+from tokenizers import Tokenizer
+from transformers import PreTrainedModel
+
+from bench.errors import DataError
+from bench.model import POOLINGS, pool
+
+FORMAT_VERSION = 1
+MODEL_CLASSES = ("BertModel", "XLMRobertaModel")
+PAD_TOKEN = "[PAD]"
+
+
+class TextEncoder:
+    """A transformer encoder plus tokenizer and pooling: texts in, unit-length embeddings out."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: Tokenizer, pooling: str, max_length: int) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is not None and max_length > limit:
+            raise ValueError(f"max_length {max_length} exceeds the model's {limit} position embeddings")
+        self.model = model
+        self.pooling = pooling
+        self.max_length = max_length
+        # A private copy: truncation and padding are set on it, never on the caller's tokenizer.
+        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+        pad_id = self.tokenizer.token_to_id(PAD_TOKEN)
+        self.pad_id = pad_id if pad_id is not None else (model.config.pad_token_id or 0)
+
+    def with_max_length(self, max_length: int) -> TextEncoder:
+        """The same model and tokenizer, truncating at a different length."""
+        return TextEncoder(self.model, self.tokenizer, self.pooling, max_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids with the tokenizer's [CLS]/[SEP] template, truncated to max_length."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """(len(texts), dim) float32, rows L2-normalised, in the order of `texts`."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        ids = self.tokenize(texts)
+        out = torch.empty(len(ids), self.dim, dtype=torch.float32)
+        # Longest first: the first batch allocates the most, later ones reuse that memory.
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        try:
+            with torch.inference_mode():
+                for lo in range(0, len(order), batch_size):
+                    rows = order[lo : lo + batch_size]
+                    input_ids, mask = self._pad([ids[i] for i in rows], device)
+                    hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                    pooled = pool(hidden, mask, self.pooling).float()
+                    out[torch.tensor(rows)] = torch.nn.functional.normalize(pooled, dim=-1).cpu()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _pad(self, batch: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+        return input_ids.to(device), mask.to(device)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model/, tokenizer.json and encoder.json into `directory` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory / "model")
+        self.tokenizer.save(str(directory / "tokenizer.json"))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_class": type(self.model).__name__,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+        }
+        (directory / "encoder.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TextEncoder:
+        """Read a directory written by `save`; problems become one-line DataErrors."""
+        directory = Path(directory)
+        meta = _read_meta(directory)
+        tokenizer_path = directory / "tokenizer.json"
+        if not tokenizer_path.is_file() or not (directory / "model").is_dir():
+            raise DataError(f"encoder directory {directory} lacks tokenizer.json or model/")
+        model_cls = getattr(transformers, meta["model_class"])
+        try:
+            model = model_cls.from_pretrained(directory / "model")
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        except (OSError, ValueError, Exception) as exc:  # noqa: BLE001 - any load failure is one line
+            raise DataError(f"encoder directory {directory} could not be loaded ({type(exc).__name__}: {exc})") from None
+        model.eval()
+        return cls(model, tokenizer, meta["pooling"], int(meta["max_length"]))
+
+
+def _read_meta(directory: Path) -> dict:
+    path = directory / "encoder.json"
+    if not path.is_file():
+        raise DataError(f"not an encoder directory (no encoder.json): {directory}")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc})") from None
+    missing = [k for k in ("model_class", "pooling", "max_length") if k not in meta]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}")
+    if meta["model_class"] not in MODEL_CLASSES:
+        raise DataError(f"{path}: model_class must be one of {', '.join(MODEL_CLASSES)}, got {meta['model_class']!r}")
+    if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise DataError(f"{path} has format_version {meta.get('format_version')}, this code reads {FORMAT_VERSION}")
+    return meta

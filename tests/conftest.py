@@ -1,0 +1,31 @@
+"""Shared fixtures: the shipped data loaded once per session, and a tiny composed run config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.data import load_lareqa, split_by_article
+
+XQUAD_LANGS = ("en", "de", "ru", "es", "zh", "vi", "ar", "tr", "el", "hi", "th")
+MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(1)  # tests are small; one thread avoids OpenMP spin-waiting on 2 cores
+
+
+@pytest.fixture(scope="session")
+def xquad():
+    return load_lareqa("xquad-r", "data/lareqa/xquad-r", XQUAD_LANGS)
+
+
+@pytest.fixture(scope="session")
+def mlqa():
+    return load_lareqa("mlqa-r", "data/lareqa/mlqa-r", MLQA_LANGS)
+
+
+@pytest.fixture(scope="session")
+def xquad_split(xquad):
+    return split_by_article(xquad, 0.25)

@@ -1,0 +1,95 @@
+"""Bad input fails at the edge with one line naming the key; good input becomes a typed RunConfig."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.compose import expand_sweep, plan_runs
+from bench.errors import ConfigError
+
+
+def test_default_config_validates():
+    (run,) = plan_runs("config", [], sweep=False)
+    assert run.config.languages == ("en", "de", "ru", "es")
+    assert run.config.strategy.name == "hybrid" and run.config.strategy.alpha == 0.5
+    assert run.config.steps == run.config.train.steps_per_language * 4
+
+
+def test_explicit_language_list_and_count():
+    (run,) = plan_runs("config", ["languages=[en,th,zh]"], sweep=False)
+    assert run.config.languages == ("en", "th", "zh")
+    (run,) = plan_runs("config", ["languages=11"], sweep=False)
+    assert len(run.config.languages) == 11
+
+
+def test_fixed_budget_does_not_grow_with_languages():
+    (small,) = plan_runs("config", ["languages=2", "train.budget=fixed", "train.steps=7"], sweep=False)
+    (large,) = plan_runs("config", ["languages=8", "train.budget=fixed", "train.steps=7"], sweep=False)
+    assert small.config.steps == large.config.steps == 7
+
+
+def test_sweep_expands_strategies_times_language_counts():
+    runs = expand_sweep("sweep", ["languages=2,4,8,11"])
+    assert len(runs) == 16
+    assert {r[0] for r in runs} == {f"strategy={s}" for s in ("monolingual", "crosslingual", "hybrid", "mbert")}
+
+
+def test_command_line_strategy_replaces_the_default_axis():
+    assert len(expand_sweep("sweep", ["strategy=hybrid", "languages=2,4"])) == 2
+
+
+def test_config_hash_ignores_results_dir_but_not_seed():
+    (a,) = plan_runs("config", ["results.dir=/tmp/a"], sweep=False)
+    (b,) = plan_runs("config", ["results.dir=/tmp/b"], sweep=False)
+    (c,) = plan_runs("config", ["seed=1"], sweep=False)
+    assert a.config.config_hash() == b.config.config_hash() != c.config.config_hash()
+
+
+BAD_INPUTS = [
+    (["languages=0"], "languages=0 is impossible"),
+    (["languages=12"], "languages=12 is impossible"),
+    (["languages=-3"], "impossible"),
+    (["languages=2.5"], "languages must be"),
+    (["languages=abc"], "unknown code"),
+    (["languages=[en,xx]"], "unknown code"),
+    (["languages=[en,en]"], "distinct"),
+    (["strategy=nonsense"], "strategy"),
+    (["model=nonsense"], "model"),
+    (["strategy.alpha=1.5"], "strategy.alpha must be in [0, 1]"),
+    (["strategy.alpha=-0.1"], "strategy.alpha must be in [0, 1]"),
+    (["train.batch_size=1"], "train.batch_size must be at least 2"),
+    (["train.steps_per_language=0"], "train.steps_per_language must be a positive integer"),
+    (["train.max_length=-5"], "train.max_length"),
+    (["strategy=crosslingual", "languages=1"], "needs at least 2 languages"),
+    (["device=tpu"], "device must be one of"),
+    (["train.budget=forever"], "train.budget"),
+    (["seed=-1"], "seed must be"),
+    (["train.nonsense=3"], "train.nonsense"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_INPUTS)
+def test_bad_input_is_a_config_error_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        plan_runs("config", overrides, sweep=False)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_single_run_refuses_sweep_values():
+    with pytest.raises(ConfigError, match="bench.sweep"):
+        plan_runs("config", ["languages=2,4"], sweep=False)
+
+
+@pytest.mark.parametrize("entry", ["bench.run", "bench.sweep"])
+@pytest.mark.parametrize("override", ["languages=0", "strategy=nonsense", "strategy.alpha=2"])
+def test_cli_prints_one_line_and_exits_2(entry, override, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", entry, override, f"results.dir={tmp_path}"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not any(tmp_path.iterdir()), "nothing may be written for invalid input"
