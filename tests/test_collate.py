@@ -1,0 +1,61 @@
+import torch
+
+from bench.collate import SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, mask_tokens, padded_volume
+from bench.objective import IGNORE_INDEX
+from bench.sampler import PairRef
+from bench.tokenizer import train_wordpiece
+
+TEXTS = ["the cat sat on the mat", "a dog ran far away", "der Hund lief weit weg", "die Katze sass auf der Matte"]
+
+
+def _setup(max_length=16):
+    tokenizer = train_wordpiece(TEXTS * 5, 120, 1)
+    queries = {(0, "en"): TEXTS[0], (1, "en"): TEXTS[1], (0, "de"): TEXTS[3], (1, "de"): TEXTS[2]}
+    passages = {k: v + " indeed" for k, v in queries.items()}
+    return tokenizer, TokenizedPairs.build(tokenizer, queries, passages, max_length), SpecialIds.of(tokenizer)
+
+
+def test_contrastive_batch_pads_to_the_longest_text_and_counts_work():
+    tokenizer, pairs, ids = _setup()
+    refs = [PairRef(0, "en", "de"), PairRef(1, "de", "en")]
+    batch = collate_contrastive(refs, pairs, ids)
+    q_lens = [len(pairs.queries[(0, "en")]), len(pairs.queries[(1, "de")])]
+    assert batch.inputs["query_ids"].shape == (2, max(q_lens))
+    assert batch.inputs["query_mask"].sum().item() == sum(q_lens)
+    assert batch.padded_tokens == padded_volume(refs, pairs, mlm=False)
+    assert batch.real_tokens <= batch.padded_tokens and batch.n_samples == 2
+
+
+def test_truncation_keeps_the_closing_separator():
+    tokenizer, pairs, ids = _setup(max_length=4)
+    sep = tokenizer.token_to_id("[SEP]")
+    assert all(len(v) <= 4 and v[-1] == sep for v in pairs.passages.values())
+
+
+def test_masking_follows_bert_80_10_10_and_skips_special_and_padding():
+    vocab = 1000
+    ids = SpecialIds(pad=0, mask=4, special=frozenset(range(5)), vocab_size=vocab)
+    input_ids = torch.randint(5, vocab, (400, 60))
+    input_ids[:, 0], input_ids[:, -1] = 2, 3
+    attention = torch.ones_like(input_ids)
+    attention[:, 50:] = 0
+    input_ids[:, 50:] = 0
+    masked, labels = mask_tokens(input_ids, attention, ids, 0.15, torch.Generator().manual_seed(0))
+    chosen = labels != IGNORE_INDEX
+    eligible = (attention == 1) & (input_ids > 4)
+    assert not (chosen & ~eligible).any()
+    rate = chosen.sum().item() / eligible.sum().item()
+    assert 0.14 < rate < 0.16
+    to_mask = (masked[chosen] == 4).float().mean().item()
+    unchanged = (masked[chosen] == input_ids[chosen]).float().mean().item()
+    assert 0.77 < to_mask < 0.83 and 0.07 < unchanged < 0.13
+    assert not torch.isin(masked[chosen & (masked != 4)], torch.arange(5)).any(), "random replacements are never special"
+
+
+def test_masked_lm_batch_is_deterministic_per_seed():
+    _, pairs, ids = _setup()
+    refs = [PairRef(0, "en", "en"), PairRef(1, "en", "en")]
+    a = collate_masked_lm(refs, pairs, ids, 0.15, torch.Generator().manual_seed(3))
+    b = collate_masked_lm(refs, pairs, ids, 0.15, torch.Generator().manual_seed(3))
+    assert torch.equal(a.inputs["input_ids"], b.inputs["input_ids"])
+    assert a.inputs["input_ids"].shape[0] == 4 and (a.inputs["labels"] != IGNORE_INDEX).any()
