@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bench.errors import ConfigError
+from bench.eval_config import EvalConfig
 from bench.model import ModelConfig
 from bench.tokenizer import TokenizerConfig
 
@@ -70,9 +71,10 @@ class TrainConfig:
     threads: int = 2
     mixed_precision: str = "no"
     gather_negatives: bool = True
+    devices: int = 1  # ranks per run (DDP through accelerate); >1 starts them with torchrun
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "max_length", "steps", "steps_per_language", "threads"):
+        for key in ("batch_size", "max_length", "steps", "steps_per_language", "threads", "devices"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"train.{key} must be a positive integer, got {value!r}")
@@ -86,6 +88,8 @@ class TrainConfig:
             raise ConfigError(f"train.budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ConfigError(f"train.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+        if self.batch_size % self.devices:
+            raise ConfigError(f"train.batch_size={self.batch_size} must be divisible by train.devices={self.devices}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
 
@@ -99,6 +103,7 @@ class ProfilerConfig:
     track_memory: bool = True
     count_flops: bool = True
     measure_energy: bool = True
+    dump_batches: bool = False  # write each rank's batches to results.dir/batches/ (inspection, tests)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class RunConfig:
     strategy: StrategyConfig
     train: TrainConfig
     profiler: ProfilerConfig
-    eval: dict[str, Any]
+    eval: EvalConfig
     results: ResultsConfig
     launcher: str = "local"
     concurrency: int = 1
@@ -203,7 +208,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
             strategy=strategy,
             train=_section(cfg, "train", TrainConfig),
             profiler=_section(cfg, "profiler", ProfilerConfig),
-            eval=OmegaConf.to_container(cfg.get("eval", {}), resolve=True),
+            eval=EvalConfig.from_dict(OmegaConf.to_container(cfg.eval, resolve=True) if "eval" in cfg else {}),
             results=_section(cfg, "results", ResultsConfig),
             launcher=str(cfg.get("launcher_name", "local")),
         )

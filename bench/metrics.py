@@ -29,7 +29,7 @@ import torch
 # that sum runs over an outer dimension: contiguous vector adds instead of tiny inner sums.
 GROUP_WORDS = 32
 GROUP_COLUMNS = 8 * GROUP_WORDS  # blocks are padded to a multiple of this many columns
-MASK_ELEMENTS = 1 << 25  # comparisons materialised at once (8 MiB of bools): stays in cache
+MASK_ELEMENTS = 1 << 24  # comparisons materialised at once (16 MiB of bools)
 DEFAULT_CHUNK_ROWS = 1024
 
 

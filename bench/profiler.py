@@ -17,7 +17,7 @@ from bench.flops import achieved_tflops_per_s, matmul_precision, mfu
 from bench.memory import cuda_memory_stats, nvml_used_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from bench.provenance import collect_provenance
 from bench.timing import throughput
-from bench.train import TrainingOutcome
+from bench.train import TrainingOutcome, WorkCounter
 
 STAGES = ("data", "tokenizer", "model_build", "train", "eval")
 
@@ -98,11 +98,14 @@ class RunProfiler:
             )
         return fields
 
-    def training_fields(self, outcome: TrainingOutcome, n_devices: int, device_name: str | None) -> dict:
-        """Timing samples, throughput over the measured window, FLOPs and energy."""
+    def training_fields(self, outcome: TrainingOutcome, n_devices: int, device_name: str | None, work: WorkCounter) -> dict:
+        """Timing samples, throughput over the measured window, FLOPs and energy.
+
+        `work` is counted over all ranks, so rates are global; `_per_device` divides by `n_devices`.
+        """
         fields = dict(outcome.timing.record_fields())
         fields.update(energy_j=self.energy_j, energy_method=self.energy_method)
-        work, seconds = outcome.work, outcome.timing.measured_s
+        seconds = outcome.timing.measured_s
         if seconds > 0:
             rates = throughput(work.samples, work.padded_tokens, work.real_tokens, seconds, n_devices)
             fields.update(asdict(rates))
@@ -111,10 +114,11 @@ class RunProfiler:
             fields["flops_per_step"] = float(probe.flops)
             if seconds > 0 and probe.padded_tokens:
                 # FLOPs scale with padded tokens; the probed batch gives the per-token rate for the window.
-                window_flops = probe.flops / probe.padded_tokens * work.padded_tokens
+                window_flops = probe.flops / probe.padded_tokens * work.padded_tokens  # global tokens
                 achieved = achieved_tflops_per_s(window_flops, seconds)
                 fields["achieved_tflops_per_s"] = achieved
-                fields["mfu"] = mfu(achieved, self.device.type, device_name, matmul_precision(self.mixed_precision))
+                per_device = achieved / n_devices
+                fields["mfu"] = mfu(per_device, self.device.type, device_name, matmul_precision(self.mixed_precision))
         return fields
 
 

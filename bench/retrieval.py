@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import pandas as pd
 import torch
@@ -30,6 +30,7 @@ import torch
 from bench import lexical
 from bench.data import LareqaDataset, load_lareqa, split_by_article
 from bench.errors import BenchError, DataError
+from bench.eval_config import EvalConfig
 from bench.metrics import rank_relevant, ranking_metrics
 from bench.schema import EVAL_DATASETS, EVAL_SUMMARY_METRICS
 
@@ -211,16 +212,22 @@ def evaluate(
     seen_languages: tuple[str, ...] = (),
     batch_size: int = 256,
     query_chunk: int = 1024,
+    on_encoded: Callable[[EvalSet, Encoded], None] | None = None,
 ) -> EvalResult:
-    """Encode, rank and summarise every evaluation set; `seen_languages` are the training languages."""
+    """Encode, rank and summarise every evaluation set; `seen_languages` are the training languages.
+
+    `on_encoded` (e.g. a BEIR/TREC exporter) is called with each set's embeddings, so they are computed once.
+    """
     start = time.perf_counter()
     seen = frozenset(seen_languages)
     summary, tables, summaries = empty_summary(), [], {}
     for eval_set in eval_sets:
         if not eval_set.dataset.n_questions():
             raise DataError(f"evaluation set {eval_set.name} has no questions")
-        ranks = rank_set(encode_set(encoder, eval_set.dataset, batch_size), query_chunk)
-        table = setting_table(eval_set.name, ranks, seen)
+        encoded = encode_set(encoder, eval_set.dataset, batch_size)
+        if on_encoded is not None:
+            on_encoded(eval_set, encoded)
+        table = setting_table(eval_set.name, rank_set(encoded, query_chunk), seen)
         tables.append(table)
         summaries[eval_set.name] = summarize(table)
         if eval_set.summary_key in EVAL_DATASETS:
@@ -229,3 +236,16 @@ def evaluate(
     summary["eval_languages_seen"] = ",".join(lang for lang in evaluated if lang in seen)
     summary["eval_s"] = time.perf_counter() - start
     return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries)
+
+
+def evaluate_with_config(
+    encoder: Encoder, cfg: EvalConfig, heldout_fraction: float, seen_languages: tuple[str, ...] = ()
+) -> EvalResult:
+    """The post-training evaluation of a run: the sets and knobs of `conf/eval/*.yaml`.
+
+    heldout_fraction comes from `data.heldout_fraction`, the split training used.
+    """
+    if cfg.max_length is not None and hasattr(encoder, "with_max_length"):
+        encoder = encoder.with_max_length(cfg.max_length)
+    eval_sets = [load_eval_set(name, cfg.languages, heldout_fraction) for name in cfg.datasets]
+    return evaluate(encoder, eval_sets, seen_languages, cfg.batch_size, cfg.query_chunk)

@@ -8,13 +8,16 @@ fresh process, so no run inherits memory, caches or thread state from the one be
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 from accelerate import Accelerator
 from tokenizers import Tokenizer
@@ -23,8 +26,10 @@ from bench.collate import SpecialIds, TokenizedPairs, collate_contrastive, colla
 from bench.compose import plan_runs
 from bench.config import RunConfig
 from bench.data import LareqaDataset, load_lareqa, split_by_article
-from bench.errors import BenchError, exit_on_user_error, one_line
-from bench.evaluation import evaluate_encoder, load_eval_datasets
+from bench.errors import BenchError, ConfigError, exit_on_user_error, one_line
+from bench.distributed import all_gather_numbers, all_sum, launcher_command, needs_launcher, shard_batch
+from bench.encode import TextEncoder
+from bench.retrieval import EvalSet, evaluate, load_eval_set
 from bench.model import build_encoder, count_parameters
 from bench.objective import ContrastiveRetriever, MaskedLanguageModel
 from bench.pairs import TrainingPairs, texts_by_language, training_pairs
@@ -33,7 +38,7 @@ from bench.results_io import ensure_writable_dir, write_run
 from bench.sampler import BatchStats, build_batch_sampler
 from bench.schema import RunRecord
 from bench.tokenizer import tokenizer_for_run, unknown_rates
-from bench.train import StepRoles, pick_probed_step, train
+from bench.train import StepRoles, WorkCounter, pick_probed_step, train
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -136,62 +141,109 @@ def plan_batches(cfg: RunConfig, pairs: TrainingPairs):
     return sampler.plan(cfg.steps)
 
 
-def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, object]:
+def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame | None]:
     """Train and evaluate one configuration, filling `record` as each stage completes."""
     torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
-    profiler = RunProfiler(device, cfg.train.mixed_precision)
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.train.mixed_precision)
-    record.update(device_type=device.type, n_devices=accelerator.num_processes, **provenance_fields(device))
+    world, rank = accelerator.num_processes, accelerator.process_index
+    profiler = RunProfiler(accelerator.device, cfg.train.mixed_precision)
+    record.update(
+        device_type=device.type,
+        n_devices=world,
+        gather_negatives=world > 1 and cfg.train.gather_negatives,
+        **provenance_fields(accelerator.device),
+    )
 
     prepared = prepare_data(cfg, profiler)
-    eval_sets = load_eval_datasets(cfg.eval, cfg.data)
+    eval_sets = load_eval_sets(cfg)
     record.update(vocab_size=prepared.tokenizer.get_vocab_size(), **unk_fields(prepared.tokenizer, eval_sets))
-    plan = plan_batches(cfg, prepared.pairs)
+    plan = plan_batches(cfg, prepared.pairs)  # the global batches, identical on every rank
     stats = BatchStats.of(plan)
     record.update(
         mono_batch_fraction=stats.mono_batch_fraction,
         cross_pair_fraction=stats.cross_pair_fraction,
         languages_seen=",".join(stats.languages_seen),
     )
+    local_plan = [shard_batch(batch, rank, world) for batch in plan]
+    if cfg.profiler.dump_batches:
+        dump_batches(Path(cfg.results.dir), record.run_id, rank, local_plan, prepared.pairs)
     with profiler.stage("model_build"):
         objective = build_objective(cfg, prepared.tokenizer)
         optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         objective, optimizer = accelerator.prepare(objective, optimizer)
-    record.update(model_params=count_parameters(accelerator.unwrap_model(objective).encoder))
+    encoder = accelerator.unwrap_model(objective).encoder
+    record.update(model_params=count_parameters(encoder))
 
     mlm = cfg.strategy.objective == "mlm"
-    volumes = [padded_volume(refs, prepared.tokenized, mlm) for refs in plan]
+    volumes = [padded_volume(refs, prepared.tokenized, mlm) for refs in plan]  # global: every rank probes the same step
     roles = StepRoles(cfg.train.warmup_steps, pick_probed_step(volumes, cfg.train.warmup_steps))
     with profiler.training_window():
-        outcome = train(objective, optimizer, plan, make_collate(cfg, prepared), accelerator, roles,
+        outcome = train(objective, optimizer, local_plan, make_collate(cfg, prepared), accelerator, roles,
                         cfg.profiler.track_memory, cfg.profiler.count_flops)  # fmt: skip
-    record.update(
-        loss_curve=outcome.losses,
-        final_loss=outcome.losses[-1] if outcome.losses else None,
-        **profiler.training_fields(outcome, accelerator.num_processes, record.device_name),
-        **profiler.memory_fields(outcome),
-    )
+    record.update(loss_curve=outcome.losses, final_loss=outcome.losses[-1] if outcome.losses else None)
+    record.update(**profiler.training_fields(outcome, world, record.device_name, global_work(outcome.work)))
+    record.update(**gather_memory_fields(profiler.memory_fields(outcome)))
 
     per_setting = None
-    if eval_sets:
+    if eval_sets and accelerator.is_main_process:
         with profiler.stage("eval"):
-            summary, per_setting = evaluate_encoder(
-                accelerator.unwrap_model(objective).encoder, prepared.tokenizer, cfg, eval_sets, device
-            )
-        record.update(**summary)
+            pooling = cfg.strategy.eval_pooling or cfg.model.pooling
+            text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
+            result = evaluate(text_encoder, eval_sets, cfg.languages, cfg.eval.batch_size, cfg.eval.query_chunk)
+        record.update(**result.summary)
+        per_setting = result.table
+    accelerator.wait_for_everyone()
     record.update(**profiler.stage_fields())
     return record, per_setting
 
 
-def unk_fields(tokenizer: Tokenizer, eval_sets: dict[str, LareqaDataset]) -> dict:
+def load_eval_sets(cfg: RunConfig) -> list[EvalSet]:
+    if not cfg.eval.enabled:
+        return []
+    if cfg.data.name == "synthetic":
+        raise ConfigError("data=synthetic has no evaluation set (its languages are not real); add eval=none")
+    return [load_eval_set(name, cfg.eval.languages, cfg.data.heldout_fraction) for name in cfg.eval.datasets]
+
+
+def global_work(work: WorkCounter) -> WorkCounter:
+    """Samples and tokens over all ranks: the numerators of global throughput."""
+    return WorkCounter(*all_sum([work.samples, work.padded_tokens, work.real_tokens]))
+
+
+def gather_memory_fields(local: dict) -> dict:
+    """Per-rank peaks, and the run's figures taken from the rank with the largest tensor peak."""
+    tensor_peaks = all_gather_numbers(local.get("peak_tensor_bytes"))
+    rss_peaks = all_gather_numbers(local.get("peak_rss_bytes"))
+    all_fields = all_gather_numbers(local)
+    worst = max(range(len(all_fields)), key=lambda r: tensor_peaks[r] or 0)
+    fields = dict(all_fields[worst])
+    fields["peak_rss_bytes"] = max((r for r in rss_peaks if r is not None), default=None)
+    fields["rank_peak_tensor_bytes"] = [float(v) for v in tensor_peaks if v is not None]
+    fields["rank_peak_rss_bytes"] = [float(v) for v in rss_peaks if v is not None]
+    return fields
+
+
+def dump_batches(results_dir: Path, rid: str, rank: int, local_plan, pairs: TrainingPairs) -> None:
+    """Write this rank's batches (group ids and languages) for inspection and the multi-device test."""
+    path = results_dir / "batches" / f"{rid}-rank{rank}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [[[pairs.index.groups[r.group], r.query_lang, r.passage_lang] for r in batch] for batch in local_plan]
+    path.write_text(json.dumps(rows))
+
+
+def unk_fields(tokenizer: Tokenizer, eval_sets: list[EvalSet]) -> dict:
     """Unknown-token rate per evaluation language (answers and questions), over every eval set."""
     texts: dict[str, list[str]] = {}
-    for dataset in eval_sets.values():
-        for lang, data in dataset.by_lang.items():
+    for eval_set in eval_sets:
+        for lang, data in eval_set.dataset.by_lang.items():
             texts.setdefault(lang, []).extend([q.text for q in data.questions] + [data.answer_text(q) for q in data.questions])
     rates = unknown_rates(tokenizer, texts)
     return {"unk_rate_by_lang": json.dumps(rates, sort_keys=True), "unk_rate_max": max(rates.values()) if rates else None}
+
+
+def is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
@@ -203,7 +255,8 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
         record, per_setting = execute(cfg, record)
     except KeyboardInterrupt:
         record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal")
-        write_run(results_dir, record)
+        if is_main_rank():
+            write_run(results_dir, record)
         raise
     except Exception as exc:  # the row records the failure; the log keeps the traceback
         status = "oom" if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower() else "failed"
@@ -211,7 +264,8 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
         log = results_dir / "logs" / f"{record.run_id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(traceback.format_exc())
-    write_run(results_dir, record, per_setting)
+    if is_main_rank():  # one row per run
+        write_run(results_dir, record, per_setting)
     return record
 
 
@@ -236,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--config-name"]:  # the sweep composes its runs from conf/sweep.yaml
         config_name, argv = argv[1], argv[2:]
     (planned,) = plan_runs(config_name, argv, sweep=False)
+    if needs_launcher(planned.config.train.devices):
+        return subprocess.call(launcher_command(planned.config.train.devices, ["--config-name", config_name, *argv]))
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     record = run_and_record(planned.config, command="python -m bench.run " + " ".join(argv))
-    print(summary_line(record))
+    if is_main_rank():
+        print(summary_line(record))
     return 0 if record.status == "ok" else 1
 
 

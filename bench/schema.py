@@ -109,6 +109,8 @@ class RunRecord:
     cuda_alloc_retries: int | None = None
     cuda_ooms: int | None = None
     nvml_used_bytes: int | None = None
+    rank_peak_tensor_bytes: list[float] = field(default_factory=list)  # one per rank (several devices)
+    rank_peak_rss_bytes: list[float] = field(default_factory=list)
     predicted: bool = False
 
     # work and energy

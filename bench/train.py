@@ -90,7 +90,8 @@ def train_step(objective, optimizer, accelerator: Accelerator, batch: Batch, tim
 
 def probe_step(objective, optimizer, accelerator: Accelerator, batch: Batch, timer: StepTimer, memory: bool, flops: bool):
     """One untimed step under the tensor tracker (and FLOP counter); returns (loss, peak, flops)."""
-    tracker = TensorMemoryTracker(objective, optimizer) if memory else None
+    # The tracker hooks the torch optimizer itself, not accelerate's wrapper around it.
+    tracker = TensorMemoryTracker(objective, getattr(optimizer, "optimizer", optimizer)) if memory else None
     result: dict[str, torch.Tensor] = {}
 
     def step() -> None:
