@@ -112,6 +112,9 @@ def load_beir(directory: str | Path, split: str = SPLIT) -> BeirSet:
     qrels = _read_qrels(directory / "qrels" / f"{split}.tsv")
     if not corpus or not queries:
         raise DataError(f"BEIR directory {directory} has an empty corpus or no queries")
+    for kind, rows in (("corpus", corpus), ("query", queries)):
+        if len({r["_id"] for r in rows}) != len(rows):
+            raise DataError(f"BEIR directory {directory}: duplicate {kind} ids")
     return BeirSet(
         name=directory.name,
         query_ids=tuple(q["_id"] for q in queries),

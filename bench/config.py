@@ -211,6 +211,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
             eval=EvalConfig.from_dict(OmegaConf.to_container(cfg.eval, resolve=True) if "eval" in cfg else {}),
             results=_section(cfg, "results", ResultsConfig),
             launcher=str(cfg.get("launcher_name", "local")),
+            concurrency=int(cfg.get("launcher_concurrency", 1)),
         )
     except ConfigError:
         raise

@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 
 from bench.beir import evaluate_beir, export_lareqa, load_beir, write_beir, write_run
-from bench.encode import TextEncoder
 from bench.errors import BenchError, DataError, exit_on_user_error
 from bench.eval_config import EVAL_SET_NAMES, EvalConfig
 from bench.lexical import LexicalEncoder
@@ -63,6 +62,8 @@ def build_encoder(args: argparse.Namespace):
         if args.max_length is not None:
             raise BenchError("--max-length applies to --encoder, not --lexical")
         return LexicalEncoder()
+    from bench.encode import TextEncoder  # imports transformers (seconds): only when a model is evaluated
+
     encoder = TextEncoder.load(args.encoder)
     return encoder.with_max_length(args.max_length) if args.max_length else encoder
 

@@ -1,9 +1,9 @@
 """A no-training lexical baseline: hashed character n-grams, scored by cosine similarity.
 
 Each text becomes a sparse vector over 2^18 hashed features: the character 1- to 4-grams of
-every lower-cased, whitespace-separated word padded with one space on each side (so word
-starts and ends are features, and unsegmented scripts such as Thai or Chinese still share
-n-grams within a sentence). Features are hashed with CRC-32 (fixed across runs and
+every lower-cased, whitespace-separated word, the 2- to 4-grams taken with one space padded
+on each side (so word starts and ends are features; unsegmented scripts such as Thai or
+Chinese are one long "word" and still share n-grams). Features are hashed with CRC-32 (fixed across runs and
 machines, unlike Python's salted `hash`), weighted by sublinear term frequency 1 + ln(tf)
 and L2-normalised, so a dot product of two rows is their cosine similarity.
 
@@ -41,8 +41,9 @@ class LexicalEncoder:
         for word in text.lower().split():
             padded = f" {word} "
             for n in range(low, high + 1):
-                for i in range(len(padded) - n + 1):
-                    gram = padded[i : i + n]
+                source = word if n == 1 else padded  # a lone boundary space is in every text: no signal
+                for i in range(len(source) - n + 1):
+                    gram = source[i : i + n]
                     counts[gram] = counts.get(gram, 0) + 1
         out: dict[int, float] = {}
         for gram, count in counts.items():
@@ -68,8 +69,8 @@ class LexicalEncoder:
                 columns.append(feature)
                 values.append(weights[feature] / norm)
         indices = torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1)
-        matrix = torch.sparse_coo_tensor(indices, torch.tensor(values, dtype=torch.float32), (len(texts), self.n_features))
-        return matrix.coalesce()
+        values_t = torch.tensor(values, dtype=torch.float32)
+        return torch.sparse_coo_tensor(indices, values_t, (len(texts), self.n_features), check_invariants=False).coalesce()
 
 
 def row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -77,7 +78,8 @@ def row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     row_ids = matrix.indices()[0]
     lo, hi = torch.searchsorted(row_ids, torch.tensor([start, stop])).tolist()
     indices = matrix.indices()[:, lo:hi] - torch.tensor([[start], [0]])
-    return torch.sparse_coo_tensor(indices, matrix.values()[lo:hi], (stop - start, matrix.shape[1]), is_coalesced=True)
+    size = (stop - start, matrix.shape[1])
+    return torch.sparse_coo_tensor(indices, matrix.values()[lo:hi], size, is_coalesced=True, check_invariants=False)
 
 
 def similarity(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -97,6 +99,6 @@ def similarity(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     kept = lookup[features]
     keep = kept >= 0
     narrowed = torch.sparse_coo_tensor(
-        torch.stack([rows[keep], kept[keep]]), candidates.values()[keep], (candidates.shape[0], len(used))
+        torch.stack([rows[keep], kept[keep]]), candidates.values()[keep], (candidates.shape[0], len(used)), check_invariants=False
     )
     return torch.sparse.mm(narrowed, dense_queries).T.contiguous()

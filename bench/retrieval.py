@@ -30,7 +30,6 @@ import torch
 from bench import lexical
 from bench.data import LareqaDataset, load_lareqa, split_by_article
 from bench.errors import BenchError, DataError
-from bench.eval_config import EvalConfig
 from bench.metrics import rank_relevant, ranking_metrics
 from bench.schema import EVAL_DATASETS, EVAL_SUMMARY_METRICS
 
@@ -181,16 +180,24 @@ def setting_table(name: str, ranks: PoolRanks, seen: frozenset[str] = frozenset(
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
-def summarize(table: pd.DataFrame) -> dict[str, float]:
-    """Macro averages of one set's table, keyed by the schema's metric names (map_mono, ...)."""
+def summarize(table: pd.DataFrame) -> dict[str, float | None]:
+    """Macro averages of one set's table, keyed by the schema's metric names (map_mono, ...).
+
+    None where nothing was measured (e.g. no cross pairs when a single language is evaluated).
+    """
     by = {setting: table[(table.setting == setting) & (table.n > 0)] for setting in ("mono", "cross", "multi")}
+
+    def mean(setting: str, column: str) -> float | None:
+        values = by[setting][column].astype(float)
+        return float(values.mean()) if len(values) else None
+
     return {
-        "map_mono": float(by["mono"]["map"].mean()),
-        "map_cross": float(by["cross"]["map"].mean()),
-        "map_multi": float(by["multi"]["map"].mean()),
-        "rank_distance": float(by["multi"]["rank_distance"].mean()),
-        "ndcg10_multi": float(by["multi"]["ndcg10"].mean()),
-        "r1_multi": float(by["multi"]["r1"].mean()),
+        "map_mono": mean("mono", "map"),
+        "map_cross": mean("cross", "map"),
+        "map_multi": mean("multi", "map"),
+        "rank_distance": mean("multi", "rank_distance"),
+        "ndcg10_multi": mean("multi", "ndcg10"),
+        "r1_multi": mean("multi", "r1"),
     }
 
 
@@ -237,15 +244,3 @@ def evaluate(
     summary["eval_s"] = time.perf_counter() - start
     return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries)
 
-
-def evaluate_with_config(
-    encoder: Encoder, cfg: EvalConfig, heldout_fraction: float, seen_languages: tuple[str, ...] = ()
-) -> EvalResult:
-    """The post-training evaluation of a run: the sets and knobs of `conf/eval/*.yaml`.
-
-    heldout_fraction comes from `data.heldout_fraction`, the split training used.
-    """
-    if cfg.max_length is not None and hasattr(encoder, "with_max_length"):
-        encoder = encoder.with_max_length(cfg.max_length)
-    eval_sets = [load_eval_set(name, cfg.languages, heldout_fraction) for name in cfg.datasets]
-    return evaluate(encoder, eval_sets, seen_languages, cfg.batch_size, cfg.query_chunk)

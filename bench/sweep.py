@@ -31,12 +31,9 @@ SWEEP_CONFIG = "sweep"
 EXIT_INTERRUPTED = 130
 
 
-class SweepInterrupted(Exception):
-    """SIGTERM or Ctrl-C: stop launching, keep what is complete."""
-
-
 def _raise_interrupt(signum, frame) -> None:
-    raise SweepInterrupted(f"signal {signum}")
+    # SIGTERM behaves like Ctrl-C; a BaseException, so Hydra's error reporting does not swallow it.
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def completed_run_ids(results_dir: Path) -> set[str]:
@@ -55,7 +52,7 @@ def run_in_child(overrides: list[str], log_path: Path) -> int:
         child = subprocess.Popen(child_command(overrides), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             return child.wait()
-        except (KeyboardInterrupt, SweepInterrupted):
+        except KeyboardInterrupt:
             child.send_signal(signal.SIGTERM)  # the child records an "interrupted" row and exits
             try:
                 child.wait(timeout=30)
@@ -130,7 +127,7 @@ def main() -> int:
     if todo:
         try:
             launch_run()
-        except (KeyboardInterrupt, SweepInterrupted):
+        except KeyboardInterrupt:
             interrupted = True
             print("\nsweep interrupted: completed runs are kept; run the same command again to resume", flush=True)
     failed = sum(report(d, planned) for d in directories)

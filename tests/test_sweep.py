@@ -1,0 +1,111 @@
+"""The sweep end to end: rows, plots, resume, failure isolation, interruption, corrupt files, launchers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.results_io import RUNS_DIR, consolidate, read_runs
+from bench.schema import arrow_schema
+
+pytestmark = pytest.mark.slow
+
+FAST = ["eval=none", "train.steps_per_language=2", "train.warmup_steps=1", "train.batch_size=8", "train.threads=1"]
+
+
+def sweep(results_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={results_dir}", *overrides]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def test_small_sweep_writes_rows_schema_and_plots(tmp_path):
+    proc = sweep(tmp_path, "strategy=monolingual,mbert", "languages=2,3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(table) == 4 and set(table["status"]) == {"ok"}
+    assert list(table.columns) == arrow_schema().names
+    assert sorted(table["n_languages"]) == [2, 2, 3, 3]
+    mono = table[table["strategy"] == "monolingual"]
+    assert (mono["mono_batch_fraction"] == 1.0).all() and (mono["cross_pair_fraction"] == 0.0).all()
+    assert (table["peak_tensor_bytes"] > 0).all() and (table["samples_per_s"] > 0).all()
+    assert (table["steps"] == table["n_languages"] * 2).all()
+    assert any((tmp_path / "plots").glob("*.png"))
+    assert "4/4 runs ok" in proc.stdout
+
+    again = sweep(tmp_path, "strategy=monolingual,mbert", "languages=2,3")
+    assert again.returncode == 0
+    assert "4 runs planned, 4 already ok, 0 to run" in again.stdout
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 4
+
+
+def test_one_failing_run_does_not_stop_the_others(tmp_path):
+    proc = sweep(tmp_path, "strategy=hybrid", "languages=2", f"model.pretrained=null,{tmp_path / 'no-such-model'}")
+    assert proc.returncode == 1
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert sorted(table["status"]) == ["failed", "ok"]
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert failed["error_type"] == "ConfigError" and "could not be loaded" in failed["error_message"]
+    assert "1 failed" in proc.stdout and "Traceback" not in proc.stdout
+
+    resumed = sweep(tmp_path, "strategy=hybrid", "languages=2", f"model.pretrained=null,{tmp_path / 'no-such-model'}")
+    assert "2 runs planned, 1 already ok, 1 to run" in resumed.stdout
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2, "a re-run replaces its row, never duplicates it"
+
+
+def test_corrupt_run_file_is_skipped_with_a_warning(tmp_path):
+    proc = sweep(tmp_path, "strategy=monolingual", "languages=2")
+    assert proc.returncode == 0
+    (tmp_path / RUNS_DIR / "torn.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.warns(UserWarning, match="skipping unreadable run file"):
+        assert len(read_runs(tmp_path)) == 1
+    with pytest.warns(UserWarning):
+        assert len(consolidate(tmp_path)) == 1
+
+
+def test_interrupted_sweep_resumes_to_the_full_set_without_duplicates(tmp_path):
+    args = ["strategy=monolingual,crosslingual,mbert", "languages=2"]
+    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={tmp_path}", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / RUNS_DIR).glob("*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert not list(tmp_path.rglob("*.tmp")), "no partial files are left behind"
+    read_runs(tmp_path)  # every file written so far is readable
+
+    # A hard kill at an arbitrary moment leaves every earlier file readable too.
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(8)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    read_runs(tmp_path)
+
+    final = sweep(tmp_path, *args)
+    assert final.returncode == 0, final.stdout[-2000:]
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert sorted(table["strategy"]) == ["crosslingual", "mbert", "monolingual"]
+    assert set(table["status"]) == {"ok"} and table["run_id"].is_unique
+
+
+def test_parallel_launcher_gives_the_same_rows_as_the_sequential_one(tmp_path):
+    args = ["strategy=hybrid,mbert", "languages=2"]
+    assert sweep(tmp_path / "seq", *args).returncode == 0
+    parallel = sweep(tmp_path / "par", *args, "launcher=parallel")
+    assert parallel.returncode == 0, parallel.stderr[-2000:]
+    seq = pd.read_parquet(tmp_path / "seq" / "results.parquet").sort_values("run_id").reset_index(drop=True)
+    par = pd.read_parquet(tmp_path / "par" / "results.parquet").sort_values("run_id").reset_index(drop=True)
+    assert list(seq["run_id"]) == list(par["run_id"])
+    assert (par["concurrency"] == 2).all() and (seq["concurrency"] == 1).all()
+    for column in ("peak_tensor_bytes", "peak_activation_bytes", "mono_batch_fraction", "cross_pair_fraction", "flops_per_step", "vocab_size"):
+        assert list(seq[column]) == list(par[column]), column
+    assert [list(c) for c in seq["loss_curve"]] == [list(c) for c in par["loss_curve"]]
