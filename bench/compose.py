@@ -84,6 +84,6 @@ def plan_runs(config_name: str, argv: list[str], sweep: bool) -> list[PlannedRun
         if not sweep and any(o.is_sweep_override() for o in parse_overrides(overrides)):
             raise ConfigError(f"a single run takes single values; use `python -m bench.sweep` for {overrides}")
         planned.append(PlannedRun(tuple(overrides), to_run_config(_compose(config_name, overrides))))
-    for root, languages in sorted({(p.config.data.root, p.config.data.languages) for p in planned}):
+    for root, languages in sorted({(p.config.data.root, p.config.data.files) for p in planned}):
         load_lareqa("preflight", root, languages)  # a missing or corrupt data file fails now, as one line
     return planned

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from bench.errors import ConfigError
 from bench.eval_config import EvalConfig
 from bench.model import ModelConfig
+from bench.synthetic import synthetic_language_codes
 from bench.tokenizer import TokenizerConfig
 
 STRATEGIES = ("monolingual", "crosslingual", "hybrid", "mbert")
@@ -31,6 +32,12 @@ class DataConfig:
     languages: tuple[str, ...]  # every language the data has, in the documented default order
     heldout_fraction: float = 0.25
     synthetic_languages: int | None = None  # data=synthetic: how many languages to derive
+    source_languages: tuple[str, ...] | None = None  # files to read when they differ from `languages`
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The languages whose `<root>/<lang>.json.gz` files this data is built from."""
+        return self.source_languages or self.languages
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ def resolve_languages(value: Any, available: tuple[str, ...]) -> tuple[str, ...]
         return available[:value]
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return resolve_languages(int(value), available)
-    elif isinstance(value, str) and value.isalpha():
+    elif isinstance(value, str) and value[:1].isalpha() and value.isalnum():
         codes = [value]
     else:
         raise ConfigError(f"languages must be a positive integer or a list of language codes, got {value!r}")
@@ -172,12 +179,22 @@ def _section(cfg: DictConfig, key: str, cls: type) -> Any:
     extra = sorted(set(raw) - known)
     if extra:
         raise ConfigError(f"{key}: unknown key(s) {', '.join(f'{key}.{e}' for e in extra)}")
-    if "languages" in raw and isinstance(raw["languages"], list):
-        raw["languages"] = tuple(raw["languages"])
+    for name in ("languages", "source_languages"):
+        if isinstance(raw.get(name), list):
+            raw[name] = tuple(raw[name])
     try:
         return cls(**raw)
     except TypeError as exc:
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def _with_synthetic_languages(data: DataConfig) -> DataConfig:
+    """data=synthetic: the language codes follow from how many languages are derived."""
+    if data.synthetic_languages is None:
+        if not data.languages:
+            raise ConfigError("data.languages must list the data's languages")
+        return data
+    return replace(data, languages=synthetic_language_codes(data.synthetic_languages))
 
 
 def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
@@ -189,7 +206,7 @@ def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate a composed Hydra config into a RunConfig, or raise ConfigError naming the key."""
     try:
-        data = _section(cfg, "data", DataConfig)
+        data = _with_synthetic_languages(_section(cfg, "data", DataConfig))
         strategy = _section(cfg, "strategy", StrategyConfig)
         languages = resolve_languages(cfg.languages, data.languages)
         seed = cfg.seed

@@ -38,9 +38,11 @@ import time
 from dataclasses import dataclass
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_leaves
 
 from bench.collate import Batch, padded_volume
 from bench.compose import plan_runs
@@ -158,6 +160,42 @@ class CudaKernels(TorchFunctionMode):
         return torch.ops.aten._scaled_dot_product_efficient_attention(
             query, key, value, attn_mask, needs_lse, dropout_p, is_causal, scale=scale
         )[0]
+
+
+class RealIntegerOps(TorchDispatchMode):
+    """Computes the batch's integer and boolean tensors for real, so data-dependent shapes come out right.
+
+    Fake tensors have no values, so `hidden[labels != -100]` (the MLM head) has no size, and HF's
+    check for a batch without padding cannot run. Ops whose inputs are all real integer or boolean
+    tensors (ids, masks, labels: a few KiB) therefore run on real tensors, and a boolean index into
+    a fake tensor becomes the real positions it selects. The tracker above sees the same ops and
+    storage sizes as in a real run; the floating-point work stays fake.
+    """
+
+    _INDEXING = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default,
+                 torch.ops.aten._index_put_impl_.default}  # fmt: skip
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if tensors and not any(isinstance(t, FakeTensor) or t.is_floating_point() for t in tensors):
+            with _disable_current_modes():
+                return func(*args, **kwargs)
+        if func in self._INDEXING:
+            args = (args[0], _positions(args[1]), *args[2:])
+        return func(*args, **kwargs)
+
+
+def _positions(indices: list) -> list:
+    """Real boolean indices as the integer positions they select (one index per dimension they mask)."""
+    expanded = []
+    for index in indices:
+        if isinstance(index, torch.Tensor) and not isinstance(index, FakeTensor) and index.dtype == torch.bool:
+            with _disable_current_modes():
+                expanded.extend(index.nonzero().unbind(1))
+        else:
+            expanded.append(index)
+    return expanded
 
 
 def _is_half(tensor) -> bool:
@@ -286,16 +324,15 @@ def predict_memory(cfg: RunConfig) -> Prediction:
         raise BenchError("train.mixed_precision=fp16 needs CUDA; predict with device=cuda or use bf16")
     prepared, step, batch = probed_batch(cfg)
     accelerator = EmulatedAccelerator(device_type, cfg.train.mixed_precision)
-    with FakeTensorMode() as fake:
+    with FakeTensorMode(allow_non_fake_inputs=True), RealIntegerOps():
         objective = build_objective(cfg, prepared.tokenizer)
         # CUDA's AdamW default is foreach (a temporary as large as all parameters); on CPU it is a per-tensor loop.
         optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                       foreach=device_type == "cuda")  # fmt: skip
-        inputs = Batch({k: fake.from_tensor(v) for k, v in batch.inputs.items()}, batch.n_samples, batch.padded_tokens, batch.real_tokens)
         objective.train()
-        train_step(objective, optimizer, accelerator, inputs, StepTimer())  # creates the optimizer state
+        train_step(objective, optimizer, accelerator, batch, StepTimer())  # creates the optimizer state
         with TensorMemoryTracker(objective, optimizer) as tracker:
-            train_step(objective, optimizer, accelerator, inputs, StepTimer())
+            train_step(objective, optimizer, accelerator, batch, StepTimer())
         n_params = count_parameters(objective.encoder)
     scratch = accelerator.kernels.attention_scratch_bytes if accelerator.kernels else 0
     return Prediction(

@@ -26,6 +26,7 @@ from bench.collate import SpecialIds, TokenizedPairs, collate_contrastive, colla
 from bench.compose import plan_runs
 from bench.config import RunConfig
 from bench.data import LareqaDataset, load_lareqa, split_by_article
+from bench.synthetic import synthesize
 from bench.errors import BenchError, ConfigError, exit_on_user_error, one_line
 from bench.distributed import all_gather_numbers, all_sum, launcher_command, needs_launcher, shard_batch
 from bench.encode import TextEncoder
@@ -99,7 +100,10 @@ class Prepared:
 
 def prepare_data(cfg: RunConfig, profiler: RunProfiler) -> Prepared:
     with profiler.stage("data"):
-        full = load_lareqa(cfg.data.name, cfg.data.root, cfg.data.languages)
+        full = load_lareqa(cfg.data.name, cfg.data.root, cfg.data.files)
+        if cfg.data.synthetic_languages is not None:
+            # Data seed fixed at 0: changing the run seed must not change the data (or its cached vocabulary).
+            full = synthesize(full, cfg.data.synthetic_languages, seed=0)
         train_split, _ = split_by_article(full, cfg.data.heldout_fraction)
         pairs = training_pairs(train_split, cfg.languages)
     with profiler.stage("tokenizer"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from bench.compose import PlannedRun, plan_runs
 from bench.config import to_run_config
@@ -29,6 +30,16 @@ from bench.run import describe, run_id
 
 SWEEP_CONFIG = "sweep"
 EXIT_INTERRUPTED = 130
+# Set by main() for launchers that run jobs in this process; parallel workers just print lines.
+_progress: tqdm | None = None
+
+
+def report_progress(line: str) -> None:
+    if _progress is None:
+        print(line, flush=True)
+        return
+    _progress.update(1)
+    tqdm.write(line)
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -78,7 +89,7 @@ def launch_run(cfg: DictConfig) -> str:
     rid = run_id(config)
     job = HydraConfig.get().job.num
     if not config.results.rerun and rid in completed_run_ids(results_dir):
-        print(f"[{job + 1}] {rid}: already ok in {results_dir}, skipped", flush=True)
+        report_progress(f"[{job + 1}] {rid}: already ok in {results_dir}, skipped")
         return "skipped"
     log_path = results_dir / "logs" / f"{rid}.out"
     started = time.perf_counter()
@@ -88,7 +99,7 @@ def launch_run(cfg: DictConfig) -> str:
         record_lost_run(config, overrides, returncode, log_path)
         rows = [r for r in read_runs(results_dir) if r.run_id == rid]
     status = rows[0].status
-    print(f"[{job + 1}] {rid}: {status} in {time.perf_counter() - started:.1f}s", flush=True)
+    report_progress(f"[{job + 1}] {rid}: {status} in {time.perf_counter() - started:.1f}s")
     return status
 
 
@@ -125,11 +136,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     if todo:
+        global _progress
+        _progress = tqdm(total=len(planned), desc="sweep", unit="run", dynamic_ncols=True)
         try:
             launch_run()
         except KeyboardInterrupt:
             interrupted = True
             print("\nsweep interrupted: completed runs are kept; run the same command again to resume", flush=True)
+        finally:
+            _progress.close()
     failed = sum(report(d, planned) for d in directories)
     if interrupted:
         return EXIT_INTERRUPTED

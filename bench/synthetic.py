@@ -22,15 +22,16 @@ Construction, for `synthesize(base, n_languages, seed)`:
             fixed pools of old (Unicode <= 9), caseless, decomposition-free letters, handed out in
             consecutive slices and shuffled within the slice:
               - characters BERT treats as Chinese (split one per token) map into CJK ideographs
-                (Extension B first, so real Chinese text is not reused before ~20 zh-derived
-                languages), so zh-derived languages stay one token per character;
+                (Extension B first, rare characters real Chinese text does not use), so
+                zh-derived languages stay one pre-token per character;
               - all other letters map into non-CJK syllabaries (Hangul syllables, Yi, Canadian
                 syllabics, cuneiform, hieroglyphs, Vai, Bamum, Anatolian, Tangut), so space-free
                 Thai stays space-free (one long pre-token per phrase) like its source.
-            Character sets are disjoint between synthetic languages, and from the real base letters,
-            while the pools last: for XQuAD-R about 170 languages (the non-CJK pool, ~22.5k letters,
-            runs out first). Past that the slices wrap around and later languages reuse earlier
-            character sets with a different shuffle, like two languages sharing the Latin script.
+            Letter sets are disjoint between synthetic languages, and from the real base's letters,
+            while the pools last: for XQuAD-R the first 191 languages (x000-x190; the 22,495-letter
+            non-CJK pool runs out first, at ~1,300 letters per 11 languages). Past that the slices
+            wrap around and later languages reuse earlier letters with a different shuffle, like
+            two languages sharing the Latin script.
   length    a per-language factor f in [0.8, 1.3] (seeded) shortens or lengthens every text by
             dropping (f < 1) or repeating (f > 1) a fraction |f - 1| of its units, evenly spread
             (Bresenham) from a seeded phase; a text's first unit is never dropped. Units are
@@ -47,10 +48,11 @@ What it does not model:
     related languages sharing subwords (all languages derived from one source share the same
     digits and punctuation, nothing else);
   - realistic alphabet sharing: real 104-language data uses a few dozen scripts, most languages
-    Latin, whereas here every language brings a new alphabet (about 140 letters, or ~2,100
+    Latin, whereas here every language brings a new alphabet (75-160 letters, plus ~2,060
     ideographs for a zh-derived language). Character coverage, and the share of a fixed WordPiece
-    vocabulary spent on single characters, is therefore a worst case: at 104 languages the
-    alphabet alone is ~33k characters, more than a 16k vocabulary holds;
+    vocabulary spent on single characters, is therefore a worst case: 104 languages have 33,327
+    distinct characters, so a 16k vocabulary trained on all of them holds only characters
+    (44,189 entries with the ## forms) and every language is tokenised character by character;
   - cross-lingual difficulty: languages derived from the same source are trivially aligned (a
     character mapping of the same translation, up to dropped/repeated words); languages from
     different sources are aligned exactly as the real translations are.
@@ -120,9 +122,9 @@ def language_plan(base_languages: tuple[str, ...], n_languages: int, seed: int =
         raise ConfigError("data.root: the base dataset has no languages to derive synthetic ones from")
     plan = []
     for i, code in enumerate(synthetic_language_codes(n_languages)):
-        rng = _rng(seed, i)
+        rng = _rng(seed, i, "length")
         low, high = LENGTH_FACTOR_RANGE
-        factor = round(low + (high - low) * rng.random(), 3)
+        factor = low + (high - low) * rng.random()
         plan.append(SyntheticLanguage(code, base_languages[i % len(base_languages)], factor, rng.random()))
     return tuple(plan)
 
@@ -138,9 +140,9 @@ def synthesize(base: LareqaDataset, n_languages: int, seed: int = 0) -> LareqaDa
     by_lang: dict[str, LanguageData] = {}
     for i, spec in enumerate(plan):
         corpus = corpora[spec.source]
-        rng = _rng(seed, i)
-        rng.random(), rng.random()  # the factor and phase drawn by language_plan
-        table = _char_table(corpus.letters, letters, next_letter, rng) | _char_table(corpus.ideographs, ideographs, next_ideograph, rng)
+        rng = _rng(seed, i, "script")
+        table = _char_table(corpus.letters, letters, next_letter, rng)
+        table |= _char_table(corpus.ideographs, ideographs, next_ideograph, rng)
         next_letter += len(corpus.letters)
         next_ideograph += len(corpus.ideographs)
         texts = corpus.render(table, spec.length_factor, spec.phase)
@@ -214,10 +216,10 @@ def _relabel(source: LanguageData, code: str, texts: list[str]) -> LanguageData:
     """The source's questions and candidates, same positions and answers, with new language and texts."""
     n_questions = len(source.questions)
     questions = tuple(
-        Question(q.group_id, code, text, q.article, q.answer) for q, text in zip(source.questions, texts[:n_questions])
+        Question(q.group_id, code, text, q.article, q.answer) for q, text in zip(source.questions, texts[:n_questions], strict=True)
     )
     candidates = tuple(
-        Candidate(code, c.article, c.paragraph, c.sentence, text) for c, text in zip(source.candidates, texts[n_questions:])
+        Candidate(code, c.article, c.paragraph, c.sentence, text) for c, text in zip(source.candidates, texts[n_questions:], strict=True)
     )
     return LanguageData(code, questions, candidates)
 
@@ -245,8 +247,9 @@ def _is_bert_cjk(char: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in _BERT_CJK_RANGES)
 
 
-def _rng(seed: int, index: int) -> random.Random:
-    return random.Random(f"bench.synthetic:{seed}:{index}")  # str seeds hash the same on every platform
+def _rng(seed: int, index: int, purpose: str) -> random.Random:
+    """One stream per (seed, language, purpose): str seeds hash the same on every platform and Python."""
+    return random.Random(f"bench.synthetic:{seed}:{index}:{purpose}")
 
 
 def _check_count(n: int) -> None:
