@@ -117,6 +117,7 @@ class ProfilerConfig:
 class ResultsConfig:
     dir: str = "results/latest"
     rerun: bool = False
+    save_encoder: bool = False  # write the trained encoder to results.dir/encoders/<run_id>/ (for bench.evaluate)
 
 
 @dataclass(frozen=True)

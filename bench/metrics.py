@@ -54,13 +54,12 @@ class QueryMetrics:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where each block's columns go in the padded score matrix."""
+    """Where each block's columns go in the padded, word-major score matrix."""
 
     starts: torch.Tensor  # (nb,) first column of each block in the unpadded pool
-    sizes: torch.Tensor  # (nb,)
-    padded_starts: torch.Tensor  # (nb,)
     group_block: torch.Tensor  # (n_groups,) block of each GROUP_COLUMNS-wide column group
-    width: int  # padded number of columns
+    source: torch.Tensor  # (width,) unpadded column feeding each padded position; n_candidates = padding
+    n_groups: int
 
     @classmethod
     def of(cls, n_candidates: int, block_starts: torch.Tensor | None) -> _Layout:
@@ -68,29 +67,21 @@ class _Layout:
         if starts.numel() == 0 or starts[0] != 0 or (starts.diff() <= 0).any() or starts[-1] >= max(n_candidates, 1):
             raise ValueError(f"block_starts must be strictly increasing from 0 below {n_candidates}, got {starts.tolist()}")
         sizes = torch.diff(starts, append=torch.tensor([n_candidates]))
-        padded = (sizes + GROUP_COLUMNS - 1) // GROUP_COLUMNS * GROUP_COLUMNS
-        padded_starts = torch.cumsum(padded, 0) - padded
-        group_block = torch.repeat_interleave(torch.arange(len(sizes)), padded // GROUP_COLUMNS)
-        return cls(starts, sizes, padded_starts, group_block, int(padded.sum()))
-
-    @property
-    def n_groups(self) -> int:
-        return self.width // GROUP_COLUMNS
+        groups = (sizes + GROUP_COLUMNS - 1) // GROUP_COLUMNS
+        group_block = torch.repeat_interleave(torch.arange(len(sizes)), groups)
+        # Group-major padded column c of block k reads column starts[k] + offset, or the padding.
+        column = torch.arange(int(groups.sum()) * GROUP_COLUMNS)
+        block = group_block[column // GROUP_COLUMNS]
+        offset = column - (torch.cumsum(groups, 0) - groups)[block] * GROUP_COLUMNS
+        source = torch.where(offset < sizes[block], starts[block] + offset, n_candidates)
+        word_major = source.view(len(group_block), GROUP_WORDS, 8).transpose(0, 1).reshape(-1)
+        return cls(starts, group_block, word_major, len(group_block))
 
     def pad(self, scores: torch.Tensor) -> torch.Tensor:
-        """Scores with -inf columns appended to each block (-inf never beats a finite score),
-        rearranged word-major: (rows, GROUP_WORDS, n_groups, 8)."""
-        rows = scores.shape[0]
-        out = scores.new_full((rows, GROUP_WORDS, self.width // GROUP_COLUMNS, 8), -math.inf)
-        for start, size, padded_start in zip(self.starts.tolist(), self.sizes.tolist(), self.padded_starts.tolist()):
-            first, full = padded_start // GROUP_COLUMNS, size // GROUP_COLUMNS
-            body = scores[:, start : start + full * GROUP_COLUMNS].reshape(rows, full, GROUP_WORDS, 8)
-            out[:, :, first : first + full] = body.transpose(1, 2)
-            if size % GROUP_COLUMNS:
-                tail = scores.new_full((rows, GROUP_COLUMNS), -math.inf)
-                tail[:, : size % GROUP_COLUMNS] = scores[:, start + full * GROUP_COLUMNS : start + size]
-                out[:, :, first + full] = tail.view(rows, GROUP_WORDS, 8)
-        return out
+        """(rows, GROUP_WORDS, n_groups, 8): each block padded with -inf (which never beats a finite
+        score) to whole groups, then laid out word-major. Two passes over the scores."""
+        extended = torch.nn.functional.pad(scores, (0, 1), value=-math.inf)
+        return extended.index_select(1, self.source).view(scores.shape[0], GROUP_WORDS, self.n_groups, 8)
 
     def block_of(self, columns: torch.Tensor) -> torch.Tensor:
         return torch.searchsorted(self.starts, columns, right=True) - 1
@@ -106,10 +97,10 @@ def count_by_group(mask: torch.Tensor) -> torch.Tensor:
 def _block_counts(padded: torch.Tensor, thresholds: torch.Tensor, layout: _Layout) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (query, relevant, block): how many candidates score above / exactly at the threshold."""
     n_rows, n_rel = thresholds.shape
-    n_blocks = len(layout.sizes)
+    n_blocks = len(layout.starts)
     above = torch.zeros(n_rows, n_rel, n_blocks, dtype=torch.int64)
     at_or_above = torch.zeros_like(above)
-    step = max(1, MASK_ELEMENTS // max(1, n_rel * layout.width))
+    step = max(1, MASK_ELEMENTS // max(1, n_rel * layout.n_groups * GROUP_COLUMNS))
     for lo in range(0, n_rows, step):
         rows, limits = padded[lo : lo + step].unsqueeze(1), thresholds[lo : lo + step, :, None, None, None]
         above[lo : lo + step].index_add_(2, layout.group_block, count_by_group(rows > limits).long())
@@ -158,7 +149,7 @@ def rank_relevant(scores: torch.Tensor, relevant: torch.Tensor, block_starts: to
 
     # Equal scores in earlier blocks come first, in later blocks after; in the own block only
     # those at a lower index. Without ties, `equal` is 1 in the own block (the candidate itself).
-    block_ids = torch.arange(len(layout.sizes))
+    block_ids = torch.arange(len(layout.starts))
     before = (block_ids < own.unsqueeze(-1)).long()
     own_equal = equal.gather(2, own.unsqueeze(-1)).squeeze(-1)
     own_ties = torch.zeros_like(own_equal)

@@ -48,7 +48,7 @@ from bench.collate import Batch, padded_volume
 from bench.compose import plan_runs
 from bench.config import RunConfig
 from bench.errors import BenchError, exit_on_user_error
-from bench.memory import MemoryPeak, TensorMemoryTracker
+from bench.memory import MemoryPeak, TensorMemoryTracker, peak_rss_bytes
 from bench.model import count_parameters
 from bench.profiler import RunProfiler
 from bench.run import Prepared, build_objective, make_collate, plan_batches, prepare_data
@@ -237,21 +237,22 @@ class EmulatedAccelerator:
 
 @dataclass(frozen=True)
 class Margin:
-    """What the tensor tracker cannot see, reported apart from the tensor peak (zero on CPU)."""
+    """What the tensor tracker cannot see, reported apart from the tensor peak.
+
+    On CUDA: context, library workspaces and allocator fragmentation (allowances, see the constants).
+    On CPU: the host process without the model (interpreter, libraries, data, vocabulary), read from
+    this process after data preparation; on the check grid a real run's peak RSS was 3-10% above
+    tensor peak + this.
+    """
 
     context_bytes: int = 0
     workspace_bytes: int = 0
     fragmentation_bytes: int = 0
+    host_process_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
-        return self.context_bytes + self.workspace_bytes + self.fragmentation_bytes
-
-    @classmethod
-    def for_device(cls, device_type: str, peak: MemoryPeak, attention_scratch_bytes: int) -> Margin:
-        if device_type != "cuda":
-            return cls()
-        return cls(CUDA_CONTEXT_BYTES, CUBLAS_WORKSPACE_BYTES + attention_scratch_bytes, round(FRAGMENTATION * peak.total_bytes))
+        return self.context_bytes + self.workspace_bytes + self.fragmentation_bytes + self.host_process_bytes
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,10 @@ def predict_memory(cfg: RunConfig) -> Prediction:
     device_type = target_device(cfg)
     if device_type == "cpu" and cfg.train.mixed_precision == "fp16":
         raise BenchError("train.mixed_precision=fp16 needs CUDA; predict with device=cuda or use bf16")
+    if cfg.train.devices > 1:
+        raise BenchError("train.devices>1: bench.predict models one device (DDP's gradient buckets and gathered negatives are not modelled)")
     prepared, step, batch = probed_batch(cfg)
+    host_process_bytes = peak_rss_bytes(include_children=False)  # before any model exists, fake or not
     accelerator = EmulatedAccelerator(device_type, cfg.train.mixed_precision)
     with FakeTensorMode(allow_non_fake_inputs=True), RealIntegerOps():
         objective = build_objective(cfg, prepared.tokenizer)
@@ -334,7 +338,11 @@ def predict_memory(cfg: RunConfig) -> Prediction:
         with TensorMemoryTracker(objective, optimizer) as tracker:
             train_step(objective, optimizer, accelerator, batch, StepTimer())
         n_params = count_parameters(objective.encoder)
-    scratch = accelerator.kernels.attention_scratch_bytes if accelerator.kernels else 0
+    if device_type == "cuda":
+        workspaces = CUBLAS_WORKSPACE_BYTES + accelerator.kernels.attention_scratch_bytes
+        margin = Margin(CUDA_CONTEXT_BYTES, workspaces, round(FRAGMENTATION * tracker.peak.total_bytes))
+    else:
+        margin = Margin(host_process_bytes=host_process_bytes)
     return Prediction(
         device_type=device_type,
         mixed_precision=cfg.train.mixed_precision,
@@ -342,7 +350,7 @@ def predict_memory(cfg: RunConfig) -> Prediction:
         tracked_step=step,
         batch_shapes={k: tuple(v.shape) for k, v in batch.inputs.items()},
         peak=tracker.peak,
-        margin=Margin.for_device(device_type, tracker.peak, scratch),
+        margin=margin,
         model_params=n_params,
         vocab_size=prepared.special.vocab_size,
         elapsed_s=time.perf_counter() - started,
@@ -394,6 +402,8 @@ def report(cfg: RunConfig, prediction: Prediction, device_bytes: int | None) -> 
             f"    workspaces    {gib(m.workspace_bytes)}   (cuBLAS, attention backward)",
             f"    fragmentation {gib(m.fragmentation_bytes)}   ({FRAGMENTATION:.0%} of the tensor peak)",
         ]
+    else:
+        lines.append(f"  margin          {gib(m.total_bytes)}   (host process without the model: Python, libraries, data)")
     lines.append(f"  total           {gib(prediction.total_bytes)}")
     if device_bytes is not None:
         verdict = "fits" if prediction.fits(device_bytes) else "does NOT fit"

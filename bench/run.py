@@ -190,10 +190,12 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     record.update(**gather_memory_fields(profiler.memory_fields(outcome)))
 
     per_setting = None
+    pooling = cfg.strategy.eval_pooling or cfg.model.pooling
+    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
+    if cfg.results.save_encoder and accelerator.is_main_process:
+        text_encoder.save(Path(cfg.results.dir) / "encoders" / record.run_id)
     if eval_sets and accelerator.is_main_process:
         with profiler.stage("eval"):
-            pooling = cfg.strategy.eval_pooling or cfg.model.pooling
-            text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
             result = evaluate(text_encoder, eval_sets, cfg.languages, cfg.eval.batch_size, cfg.eval.query_chunk)
         record.update(**result.summary)
         per_setting = result.table

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from bench.compose import PlannedRun, plan_runs
+from bench.compose import CONF_DIR, PlannedRun, plan_runs
 from bench.config import to_run_config
 from bench.errors import BenchError, exit_on_user_error
 from bench.plot import plot_results
@@ -80,7 +80,7 @@ def record_lost_run(planned_cfg, overrides: list[str], returncode: int, log_path
     write_run(Path(planned_cfg.results.dir), record)
 
 
-@hydra.main(config_path="../conf", config_name=SWEEP_CONFIG, version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name=SWEEP_CONFIG, version_base="1.3")
 def launch_run(cfg: DictConfig) -> str:
     """Hydra's job function: one configuration of the sweep, run in a child process."""
     overrides = list(HydraConfig.get().overrides.task)
@@ -152,5 +152,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    sys.exit(main())
+    # Run the module's own `main`, not this `__main__` copy: parallel launchers then pickle the
+    # job function by reference instead of by value (with its progress bar and lock).
+    from bench.sweep import main as sweep_main
+
+    sys.exit(sweep_main())
