@@ -16,6 +16,7 @@ rank (the block of language Y, in pool order, is exactly the pool of the X->Y se
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import torch
 # that sum runs over an outer dimension: contiguous vector adds instead of tiny inner sums.
 GROUP_WORDS = 32
 GROUP_COLUMNS = 8 * GROUP_WORDS  # blocks are padded to a multiple of this many columns
-MASK_ELEMENTS = 1 << 24  # comparisons materialised at once (16 MiB of bools)
+MASK_ELEMENTS = 1 << 25  # comparisons materialised at once (32 MiB of bools)
 DEFAULT_CHUNK_ROWS = 1024
 
 
@@ -63,7 +64,13 @@ class _Layout:
 
     @classmethod
     def of(cls, n_candidates: int, block_starts: torch.Tensor | None) -> _Layout:
-        starts = torch.zeros(1, dtype=torch.long) if block_starts is None else block_starts.to(torch.long).cpu()
+        starts = (0,) if block_starts is None else tuple(block_starts.tolist())
+        return cls._cached(n_candidates, starts)  # chunks of one pool share a layout
+
+    @classmethod
+    @functools.lru_cache(maxsize=16)
+    def _cached(cls, n_candidates: int, block_starts: tuple[int, ...]) -> _Layout:
+        starts = torch.tensor(block_starts, dtype=torch.long)
         if starts.numel() == 0 or starts[0] != 0 or (starts.diff() <= 0).any() or starts[-1] >= max(n_candidates, 1):
             raise ValueError(f"block_starts must be strictly increasing from 0 below {n_candidates}, got {starts.tolist()}")
         sizes = torch.diff(starts, append=torch.tensor([n_candidates]))
@@ -87,25 +94,26 @@ class _Layout:
         return torch.searchsorted(self.starts, columns, right=True) - 1
 
 
-def count_by_group(mask: torch.Tensor) -> torch.Tensor:
-    """True values per group of a word-major mask (..., GROUP_WORDS, n_groups, 8) -> (..., n_groups)."""
+def count_by_group(mask: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """True values per group of a word-major mask (..., GROUP_WORDS, n_groups, 8) -> (..., n_groups) int32."""
     words = mask.contiguous().view(torch.int64).squeeze(-1)  # (..., GROUP_WORDS, n_groups)
     lanes = words.sum(-2).unsqueeze(-1).view(torch.uint8)  # (..., n_groups, 8), each lane <= GROUP_WORDS
-    return lanes.sum(-1, dtype=torch.int32)
+    return torch.sum(lanes, -1, dtype=torch.int32, out=out)
 
 
 def _block_counts(padded: torch.Tensor, thresholds: torch.Tensor, layout: _Layout) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (query, relevant, block): how many candidates score above / exactly at the threshold."""
     n_rows, n_rel = thresholds.shape
-    n_blocks = len(layout.starts)
-    above = torch.zeros(n_rows, n_rel, n_blocks, dtype=torch.int64)
-    at_or_above = torch.zeros_like(above)
+    # Few large operations on purpose: on a busy machine every parallel op waits for both threads.
+    above = torch.empty(2, n_rows, n_rel, layout.n_groups, dtype=torch.int32)  # [>, >=] per group
     step = max(1, MASK_ELEMENTS // max(1, n_rel * layout.n_groups * GROUP_COLUMNS))
     for lo in range(0, n_rows, step):
         rows, limits = padded[lo : lo + step].unsqueeze(1), thresholds[lo : lo + step, :, None, None, None]
-        above[lo : lo + step].index_add_(2, layout.group_block, count_by_group(rows > limits).long())
-        at_or_above[lo : lo + step].index_add_(2, layout.group_block, count_by_group(rows >= limits).long())
-    return above, at_or_above - above
+        count_by_group(rows > limits, out=above[0, lo : lo + step])
+        count_by_group(rows >= limits, out=above[1, lo : lo + step])
+    blocks = torch.zeros(2, n_rows, n_rel, len(layout.starts), dtype=torch.int64)
+    blocks.index_add_(3, layout.group_block, above.long())
+    return blocks[0], blocks[1] - blocks[0]
 
 
 def _ties_before_in_own_block(
