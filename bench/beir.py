@@ -200,34 +200,30 @@ def doc_id_width(n: int) -> int:
 
 
 def lareqa_setting(eval_set: EvalSet, encoded: Encoded, setting: str) -> tuple[BeirSet, torch.Tensor, tuple[int, int]]:
-    """One setting ("multi", "mono-<X>", "cross-<X>-<Y>") as (BeirSet, query rows, candidate range)."""
+    """One setting ("multi", "mono-<X>", "cross-<X>-<Y>") as (BeirSet, query rows, candidate range [lo, hi))."""
     langs = encoded.languages
     kind, *codes = setting.split("-")
     if kind not in SETTINGS or any(c not in langs for c in codes) or len(codes) != {"multi": 0, "mono": 1, "cross": 2}[kind]:
         raise DataError(f"unknown setting {setting!r} for languages {', '.join(langs)}")
-    x = langs.index(codes[0]) if codes else None
-    y = langs.index(codes[-1]) if codes else None
-    rows = torch.arange(len(encoded.query_lang)) if x is None else torch.nonzero(encoded.query_lang == x).squeeze(1)
-    if kind == "cross":
-        rows = rows[encoded.relevant[rows, y] >= 0]
-    starts = encoded.block_starts.tolist() + [len(_candidates(eval_set))]
-    lo, hi = (0, starts[-1]) if y is None else (starts[y], starts[y + 1])
-    candidates = _candidates(eval_set)[lo:hi]
+    questions = [q for lang in langs for q in eval_set.dataset.by_lang[lang].questions]
+    pool = [c for lang in langs for c in eval_set.dataset.by_lang[lang].candidates]
+    rows = torch.arange(len(questions))
+    lo, hi = 0, len(pool)
+    if codes:  # mono or cross: queries of X, the pool of Y (Y = X for mono)
+        x, y = langs.index(codes[0]), langs.index(codes[-1])
+        rows = rows[(encoded.query_lang == x) & (encoded.relevant[:, y] >= 0)]
+        lo, hi = (encoded.block_starts.tolist() + [len(pool)])[y : y + 2]
+    candidates = pool[lo:hi]
     width = doc_id_width(len(candidates))
     doc_ids = tuple(f"{len(candidates) - 1 - i:0{width}d}.{c.lang}.{c.article}.{c.paragraph}.{c.sentence}"
                     for i, c in enumerate(candidates))
-    questions = [q for lang in langs for q in eval_set.dataset.by_lang[lang].questions]
-    query_ids = tuple(f"{questions[i].lang}.{questions[i].group_id}" for i in rows.tolist())
-    columns = encoded.relevant[rows] if y is None else encoded.relevant[rows, y : y + 1]
-    qrels = {qid: {doc_ids[c - lo] for c in cols if lo <= c < hi} for qid, cols in zip(query_ids, columns.tolist())}
-    beir = BeirSet(f"{eval_set.name}/{setting}", query_ids, tuple(questions[i].text for i in rows.tolist()), doc_ids,
-                   tuple(c.text for c in candidates), qrels, tuple(questions[i].lang for i in rows.tolist()),
-                   tuple(c.lang for c in candidates))
+    chosen = [questions[i] for i in rows.tolist()]
+    query_ids = tuple(f"{q.lang}.{q.group_id}" for q in chosen)
+    qrels = {qid: {doc_ids[c - lo] for c in columns if lo <= c < hi}
+             for qid, columns in zip(query_ids, encoded.relevant[rows].tolist())}
+    beir = BeirSet(f"{eval_set.name}/{setting}", query_ids, tuple(q.text for q in chosen), doc_ids,
+                   tuple(c.text for c in candidates), qrels, tuple(q.lang for q in chosen), tuple(c.lang for c in candidates))
     return beir, rows, (lo, hi)
-
-
-def _candidates(eval_set: EvalSet) -> list:
-    return [c for lang in eval_set.dataset.languages for c in eval_set.dataset.by_lang[lang].candidates]
 
 
 def setting_names(languages: tuple[str, ...], kinds: tuple[str, ...] = ("multi",)) -> list[str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from bench import PROJECT_ROOT
-from bench.compose import PlannedRun, _compose, plan_runs
+from bench.compose import PlannedRun, compose_config, plan_runs
 from bench.config import RunConfig
 from bench.errors import BenchError, ConfigError, exit_on_user_error
 from bench.profiler import RunProfiler
@@ -168,7 +168,8 @@ def measure(planned: list[PlannedRun], results_dir: Path, jobs: int) -> dict[str
     for p, code in zip(planned, codes):
         row = rows.get(run_id(p.config))
         if row is None:
-            measured[check_key(p.config)] = f"no row (exit code {code}); see {logs / (check_key(p.config) + '.out')}"
+            log = (logs / f"{check_key(p.config)}.out").read_text().strip().splitlines() or ["(no output)"]
+            measured[check_key(p.config)] = f"no row (exit code {code}): {log[-1]}"
         elif row.status != "ok":
             measured[check_key(p.config)] = f"{row.status}: {row.error_type}: {row.error_message}"
         else:
@@ -284,7 +285,7 @@ def format_table(rows: list[Comparison]) -> str:
 
 
 def read_check_config(argv: list[str]) -> CheckConfig:
-    section = _compose(CHECK_CONFIG, [a for a in argv if a.startswith("check.")]).get("check")
+    section = compose_config(CHECK_CONFIG, [a for a in argv if a.startswith("check.")]).get("check")
     try:
         return CheckConfig(**dict(section))
     except TypeError as exc:
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(device_types) != 1 or "auto" in device_types:
         raise ConfigError(f"device must be one explicit type for every run of the check (cpu or cuda), got {sorted(device_types)}")
     (device_type,) = device_types
+    keys = [check_key(p.config) for p in planned]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("the check's configurations must differ in strategy or language count (one baseline row each)")
     path = args.baseline or PROJECT_ROOT / check.baseline
     baseline = load_baseline(path, device_type, required=not args.update)  # bad input fails before any run
 

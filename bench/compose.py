@@ -34,7 +34,7 @@ class PlannedRun:
     config: RunConfig
 
 
-def _compose(config_name: str, overrides: list[str], hydra_config: bool = False) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str], hydra_config: bool = False) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -68,7 +68,7 @@ def expand_sweep(config_name: str, argv: list[str]) -> list[list[str]]:
     """Every run's overrides: the config's sweeper params, overridden by the command line."""
     parsed = parse_overrides(argv)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    hydra_cfg = _compose(config_name, fixed, hydra_config=True).hydra
+    hydra_cfg = compose_config(config_name, fixed, hydra_config=True).hydra
     params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or {}, resolve=False)
     given = {o.key_or_group for o in parsed}
     lines = [f"{key}={value}" for key, value in params.items() if key not in given] + list(argv)
@@ -83,7 +83,7 @@ def plan_runs(config_name: str, argv: list[str], sweep: bool) -> list[PlannedRun
     for overrides in runs:
         if not sweep and any(o.is_sweep_override() for o in parse_overrides(overrides)):
             raise ConfigError(f"a single run takes single values; use `python -m bench.sweep` for {overrides}")
-        planned.append(PlannedRun(tuple(overrides), to_run_config(_compose(config_name, overrides))))
+        planned.append(PlannedRun(tuple(overrides), to_run_config(compose_config(config_name, overrides))))
     for root, languages in sorted({(p.config.data.root, p.config.data.files) for p in planned}):
         load_lareqa("preflight", root, languages)  # a missing or corrupt data file fails now, as one line
     return planned

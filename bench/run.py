@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from bench.pairs import TrainingPairs, texts_by_language, training_pairs
 from bench.profiler import RunProfiler, provenance_fields
 from bench.results_io import ensure_writable_dir, write_run
 from bench.sampler import BatchStats, build_batch_sampler
-from bench.schema import RunRecord
+from bench.schema import SUCCESS, RunRecord
 from bench.tokenizer import tokenizer_for_run, unknown_rates
 from bench.train import StepRoles, WorkCounter, pick_probed_step, train
 
@@ -248,6 +249,23 @@ def unk_fields(tokenizer: Tokenizer, eval_sets: list[EvalSet]) -> dict:
     return {"unk_rate_by_lang": json.dumps(rates, sort_keys=True), "unk_rate_max": max(rates.values()) if rates else None}
 
 
+def predict_row(cfg: RunConfig, record: RunRecord) -> RunRecord:
+    """mode=predict: the memory columns from one step on fake tensors; nothing is trained or allocated."""
+    from bench.predict import predict_memory  # imported here: predict builds on this module's stages
+
+    started = time.perf_counter()
+    torch.set_num_threads(cfg.train.threads)
+    record.update(**predict_memory(cfg).record_fields(), **provenance_fields(torch.device("cpu")))
+    record.update(wall_s=time.perf_counter() - started)
+    return record
+
+
+def prepare_tokenizer(cfg: RunConfig) -> None:
+    """Train (or find) a run's vocabulary; the sweep calls it once per vocabulary before runs start in parallel."""
+    profiler = RunProfiler(torch.device("cpu"))
+    prepare_data(cfg, profiler)
+
+
 def is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -258,7 +276,10 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
     record = describe(cfg, command)
     per_setting = None
     try:
-        record, per_setting = execute(cfg, record)
+        if cfg.mode == "predict":
+            record = predict_row(cfg, record)
+        else:
+            record, per_setting = execute(cfg, record)
     except KeyboardInterrupt:
         record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal")
         if is_main_rank():
@@ -276,6 +297,8 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
 
 
 def summary_line(record: RunRecord) -> str:
+    if record.status == "predicted":
+        return f"{record.run_id}: predicted peak tensor memory {record.peak_tensor_bytes:,} B (step {record.tracked_step})"
     if record.status != "ok":
         return f"{record.run_id}: {record.status} ({record.error_type}: {record.error_message})"
     quality = f", multi mAP {record.eval_xquad_r_map_multi:.3f}" if record.eval_xquad_r_map_multi is not None else ""
@@ -302,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     record = run_and_record(planned.config, command="python -m bench.run " + " ".join(argv))
     if is_main_rank():
         print(summary_line(record))
-    return 0 if record.status == "ok" else 1
+    return 0 if record.status in SUCCESS else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ SCHEMA_VERSION = 1
 EVAL_DATASETS = ("xquad_r", "mlqa_r")
 EVAL_SUMMARY_METRICS = ("map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi")
 STATUSES = ("ok", "failed", "oom", "interrupted", "predicted")
+SUCCESS = ("ok", "predicted")  # a row a resumed sweep keeps; anything else is measured again
 
 
 @dataclass

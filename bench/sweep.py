@@ -26,7 +26,8 @@ from bench.config import to_run_config
 from bench.errors import BenchError, exit_on_user_error
 from bench.plot import plot_results
 from bench.results_io import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs, write_run
-from bench.run import describe, run_id
+from bench.run import describe, prepare_tokenizer, run_id
+from bench.schema import SUCCESS
 
 SWEEP_CONFIG = "sweep"
 EXIT_INTERRUPTED = 130
@@ -48,8 +49,8 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def completed_run_ids(results_dir: Path) -> set[str]:
-    """Runs whose row says ok: a resumed sweep skips them."""
-    return {r.run_id for r in read_runs(results_dir) if r.status == "ok"}
+    """Runs whose row says ok (or predicted): a resumed sweep skips them."""
+    return {r.run_id for r in read_runs(results_dir) if r.status in SUCCESS}
 
 
 def child_command(overrides: list[str]) -> list[str]:
@@ -103,6 +104,17 @@ def launch_run(cfg: DictConfig) -> str:
     return status
 
 
+def prepare_vocabularies(todo: list[PlannedRun]) -> None:
+    """Build each distinct vocabulary once, before runs start: parallel runs must not train their own."""
+    seen = set()
+    for planned in todo:
+        cfg = planned.config
+        key = (cfg.data, cfg.tokenizer, cfg.languages if cfg.tokenizer.policy != "shared-all" else None)
+        if key not in seen:
+            seen.add(key)
+            prepare_tokenizer(cfg)
+
+
 def prepare_results_dirs(planned: list[PlannedRun]) -> list[Path]:
     dirs = sorted({Path(p.config.results.dir) for p in planned})
     for directory in dirs:
@@ -116,7 +128,7 @@ def report(results_dir: Path, planned: list[PlannedRun]) -> int:
     table = consolidate(results_dir)
     wanted = {run_id(p.config) for p in planned if Path(p.config.results.dir) == results_dir}
     mine = table[table["run_id"].isin(wanted)]
-    failed = mine[mine["status"] != "ok"]
+    failed = mine[~mine["status"].isin(SUCCESS)]
     plots = plot_results(results_dir)
     print(f"\n{len(mine) - len(failed)}/{len(wanted)} runs ok, {len(failed)} failed")
     for _, row in failed.iterrows():
@@ -133,6 +145,7 @@ def main() -> int:
     done = set().union(*(completed_run_ids(d) for d in directories))
     todo = [p for p in planned if p.config.results.rerun or run_id(p.config) not in done]
     print(f"sweep: {len(planned)} runs planned, {len(planned) - len(todo)} already ok, {len(todo)} to run", flush=True)
+    prepare_vocabularies(todo)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     if todo:

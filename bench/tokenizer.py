@@ -34,6 +34,7 @@ class TokenizerConfig:
     per_language_vocab: int = 2000
     min_frequency: int = 2
     cache_dir: str = ".cache/tokenizers"
+    shipped_dir: str | None = "data/tokenizers"  # read-only vocabularies committed with the repo
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -82,13 +83,26 @@ def content_key(texts: list[str], vocab_size: int, min_frequency: int) -> str:
     return digest.hexdigest()[:20]
 
 
-def cached_wordpiece(texts: list[str], vocab_size: int, min_frequency: int, cache_dir: str | Path) -> Tokenizer:
-    """Train once per distinct corpus and settings; later runs load the saved file."""
-    directory = Path(cache_dir)
-    directory = directory if directory.is_absolute() else PROJECT_ROOT / directory
-    path = directory / f"wordpiece-{content_key(texts, vocab_size, min_frequency)}.json"
-    if path.is_file():
-        return Tokenizer.from_file(str(path))
+def _project_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def cached_wordpiece(texts: list[str], vocab_size: int, min_frequency: int, cache_dir: str | Path,
+                     shipped_dir: str | Path | None = None) -> Tokenizer:  # fmt: skip
+    """Train once per distinct corpus and settings; later runs load the saved file.
+
+    WordPiece training is not deterministic across processes (huggingface/tokenizers#1794: the same
+    corpus gave vocabularies 88 tokens apart), and a different vocabulary changes batch shapes and so
+    memory. The default vocabulary is therefore shipped in `shipped_dir` and looked up first, so every
+    machine measures with the same one; other vocabularies are trained once and cached.
+    """
+    name = f"wordpiece-{content_key(texts, vocab_size, min_frequency)}.json"
+    directory = _project_path(cache_dir)
+    for candidate in ([_project_path(shipped_dir) / name] if shipped_dir else []) + [directory / name]:
+        if candidate.is_file():
+            return Tokenizer.from_file(str(candidate))
+    path = directory / name
     tokenizer = train_wordpiece(texts, vocab_size, min_frequency)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{id(tokenizer)}")
@@ -110,7 +124,7 @@ def tokenizer_for_run(cfg: TokenizerConfig, texts_by_lang: dict[str, list[str]],
     """Apply the policy: which languages' text the vocabulary is trained on, and how large it is."""
     source = tuple(texts_by_lang) if cfg.policy == "shared-all" else languages
     texts = [t for lang in source for t in texts_by_lang[lang]]
-    return cached_wordpiece(texts, cfg.target_size(len(languages)), cfg.min_frequency, cfg.cache_dir)
+    return cached_wordpiece(texts, cfg.target_size(len(languages)), cfg.min_frequency, cfg.cache_dir, cfg.shipped_dir)
 
 
 def unknown_rates(tokenizer: Tokenizer, texts_by_lang: dict[str, list[str]]) -> dict[str, float]:
