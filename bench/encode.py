@@ -13,6 +13,7 @@ Directory layout written by `save` and read by `load`:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 import transformers
 from tokenizers import Tokenizer
 from transformers import PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from bench.errors import DataError
 from bench.model import POOLINGS, pool
@@ -98,7 +100,8 @@ class TextEncoder:
         """Write model/, tokenizer.json and encoder.json into `directory` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory / "model")
+        with _quiet_transformers():
+            self.model.save_pretrained(directory / "model")
         self.tokenizer.save(str(directory / "tokenizer.json"))
         meta = {
             "format_version": FORMAT_VERSION,
@@ -119,12 +122,25 @@ class TextEncoder:
             raise DataError(f"encoder directory {directory} lacks tokenizer.json or model/")
         model_cls = getattr(transformers, meta["model_class"])
         try:
-            model = model_cls.from_pretrained(directory / "model")
+            with _quiet_transformers():  # no pooler: pooling is ours, and an unused one would be reported missing
+                model = model_cls.from_pretrained(directory / "model", add_pooling_layer=False)
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as exc:  # corrupt weights, wrong config, bad JSON: all one line
             raise DataError(f"encoder directory {directory} could not be loaded ({type(exc).__name__}: {exc})") from None
         model.eval()
         return cls(model, tokenizer, meta["pooling"], int(meta["max_length"]))
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No progress bars while saving or loading (restored afterwards)."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _read_meta(directory: Path) -> dict:

@@ -1,12 +1,18 @@
 """Exact ranking metrics from score matrices, without sorting the candidate pool.
 
-A query's relevant candidates are ranked in one total order: higher score first, equal
-scores broken by the lower candidate index. The rank of a relevant candidate j is
-therefore `1 + #{c: s_c > s_j} + #{c < j: s_c == s_j}`, and every metric here (average
-precision over the full ranking, recall@1, recall@10, binary nDCG@10, rank distance) is a
-function of the relevant candidates' ranks alone. Counting beats sorting: a query with R
-relevant candidates in a pool of C costs R comparisons per candidate, where a sort would
-cost C log C and an argsort's int64 indices.
+A query's candidates are ranked in one total order: higher score first, equal scores broken
+by the lower candidate index. The rank of a relevant candidate j is therefore
+`1 + #{c: s_c > s_j} + #{c < j: s_c == s_j}`, and every metric here (average precision over
+the full ranking, recall@1, recall@10, binary nDCG@10, rank distance) is a function of the
+relevant candidates' ranks alone. Counting beats sorting: a query with R relevant candidates
+in a pool of C costs R comparisons per candidate, where a sort costs C log C.
+
+The tie-break is folded into the comparison: each float32 score maps to an int32 with the
+same order (the magnitude bits of negative floats are flipped), and the reversed candidate
+index is appended below it, giving every candidate a distinct int64 key whose order *is* the
+ranking. A rank is then `1 + #{keys > key_j}`, with no tie handling, exact however many
+scores are equal (a random-init encoder's embeddings are nearly collinear: a row of 13,000
+scores may hold only ~1,500 distinct values).
 
 A pool may be split into contiguous blocks (LAReQA: one block per language). Ranks are
 then reported twice, in the whole pool and within the relevant candidate's own block, so
@@ -17,21 +23,25 @@ rank (the block of language Y, in pool order, is exactly the pool of the X->Y se
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
 
-# Counting `s > t` over a row is dominated by the reduction, not the comparison: torch sums
+# Counting `key > t` over a row is dominated by the reduction, not the comparison: torch sums
 # a bool tensor one element at a time into int64. Reading the 0/1 bytes as int64 words and
 # adding GROUP_WORDS words adds 8 byte lanes at once; each lane stays <= GROUP_WORDS <= 255,
 # so no carry crosses lanes, and summing the lanes gives the count (about 10x faster). The
-# padded score matrix is laid out word-major (word w of every group, then word w + 1), so
-# that sum runs over an outer dimension: contiguous vector adds instead of tiny inner sums.
+# padded key matrix is laid out word-major (word w of every group, then word w + 1), so that
+# sum runs over an outer dimension: contiguous vector adds instead of tiny inner sums.
 GROUP_WORDS = 32
 GROUP_COLUMNS = 8 * GROUP_WORDS  # blocks are padded to a multiple of this many columns
-MASK_ELEMENTS = 1 << 25  # comparisons materialised at once (32 MiB of bools)
+# Rows handled at once are chosen so that the comparison mask (rows x R x columns bools) and
+# the keys (rows x columns x 8 bytes) stay near 16 MiB: below glibc's 32 MiB mmap threshold,
+# so buffers are reused instead of freshly page-faulted for every step.
+STEP_BYTES = 1 << 24
 DEFAULT_CHUNK_ROWS = 1024
+_PAD_KEY = torch.iinfo(torch.int64).min  # padding columns: never ahead of a real candidate
+_NO_KEY = torch.iinfo(torch.int64).max  # padding relevant slots: nothing is ahead of them
 
 
 @dataclass(frozen=True)
@@ -54,121 +64,144 @@ class QueryMetrics:
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """Where each block's columns go in the padded, word-major score matrix."""
+class PoolLayout:
+    """Where each candidate's column goes for counting: blocks padded to whole groups, word-major.
 
-    starts: torch.Tensor  # (nb,) first column of each block in the unpadded pool
+    Arranged column p holds candidate `source[p]` (or padding, `source[p] == n_candidates`).
+    Dense callers may multiply by `arrange_rows(candidate_embeddings)` to get arranged scores
+    straight from the matmul; anything else goes through `arrange_scores`.
+    """
+
+    n_candidates: int
+    starts: torch.Tensor  # (n_blocks,) first candidate of each block
     group_block: torch.Tensor  # (n_groups,) block of each GROUP_COLUMNS-wide column group
-    source: torch.Tensor  # (width,) unpadded column feeding each padded position; n_candidates = padding
-    n_groups: int
+    source: torch.Tensor  # (width,) candidate index at each arranged column
+    position: torch.Tensor  # (n_candidates,) arranged column of each candidate
+    reverse_index: torch.Tensor  # (width,) int64 tie-break term: larger for lower candidate indices
+    padding: torch.Tensor  # (width,) bool
+    index_bits: int
 
     @classmethod
-    def of(cls, n_candidates: int, block_starts: torch.Tensor | None) -> _Layout:
+    def of(cls, n_candidates: int, block_starts: torch.Tensor | None = None) -> PoolLayout:
         starts = (0,) if block_starts is None else tuple(block_starts.tolist())
-        return cls._cached(n_candidates, starts)  # chunks of one pool share a layout
+        return cls._cached(n_candidates, starts)  # every chunk of one pool shares a layout
 
     @classmethod
     @functools.lru_cache(maxsize=16)
-    def _cached(cls, n_candidates: int, block_starts: tuple[int, ...]) -> _Layout:
+    def _cached(cls, n_candidates: int, block_starts: tuple[int, ...]) -> PoolLayout:
         starts = torch.tensor(block_starts, dtype=torch.long)
         if starts.numel() == 0 or starts[0] != 0 or (starts.diff() <= 0).any() or starts[-1] >= max(n_candidates, 1):
             raise ValueError(f"block_starts must be strictly increasing from 0 below {n_candidates}, got {starts.tolist()}")
         sizes = torch.diff(starts, append=torch.tensor([n_candidates]))
         groups = (sizes + GROUP_COLUMNS - 1) // GROUP_COLUMNS
         group_block = torch.repeat_interleave(torch.arange(len(sizes)), groups)
-        # Group-major padded column c of block k reads column starts[k] + offset, or the padding.
+        # Group-major padded column c of block k holds candidate starts[k] + offset, or padding.
         column = torch.arange(int(groups.sum()) * GROUP_COLUMNS)
         block = group_block[column // GROUP_COLUMNS]
         offset = column - (torch.cumsum(groups, 0) - groups)[block] * GROUP_COLUMNS
-        source = torch.where(offset < sizes[block], starts[block] + offset, n_candidates)
-        word_major = source.view(len(group_block), GROUP_WORDS, 8).transpose(0, 1).reshape(-1)
-        return cls(starts, group_block, word_major, len(group_block))
+        group_major = torch.where(offset < sizes[block], starts[block] + offset, n_candidates)
+        source = group_major.view(len(group_block), GROUP_WORDS, 8).transpose(0, 1).reshape(-1)
+        padding = source == n_candidates
+        position = torch.empty(n_candidates, dtype=torch.long)
+        position[source[~padding]] = torch.nonzero(~padding).squeeze(1)
+        index_bits = max(1, n_candidates.bit_length())
+        # Padding scores are exactly 0.0 (zero rows, or zeros from arrange_scores) and 0.0 keys
+        # as 0, so a padding column's key is its reverse_index: the smallest int64, below all.
+        reverse_index = torch.where(padding, _PAD_KEY, (1 << index_bits) - 1 - source)
+        return cls(n_candidates, starts, group_block, source, position, reverse_index, padding, index_bits)
 
-    def pad(self, scores: torch.Tensor) -> torch.Tensor:
-        """(rows, GROUP_WORDS, n_groups, 8): each block padded with -inf (which never beats a finite
-        score) to whole groups, then laid out word-major. Two passes over the scores."""
-        extended = torch.nn.functional.pad(scores, (0, 1), value=-math.inf)
-        return extended.index_select(1, self.source).view(scores.shape[0], GROUP_WORDS, self.n_groups, 8)
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_block)
 
-    def block_of(self, columns: torch.Tensor) -> torch.Tensor:
-        return torch.searchsorted(self.starts, columns, right=True) - 1
+    @property
+    def width(self) -> int:
+        return len(self.source)
+
+    def arrange_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """(n_candidates, d) -> (width, d), zero rows at padding: `q @ arranged.T` gives arranged scores."""
+        return torch.cat([rows, rows.new_zeros(1, rows.shape[1])]).index_select(0, self.source)
+
+    def arrange_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """(Q, n_candidates) -> (Q, width)."""
+        return torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1).index_select(1, self.source)
+
+    def block_of(self, candidates: torch.Tensor) -> torch.Tensor:
+        return torch.searchsorted(self.starts, candidates, right=True) - 1
 
 
-def count_by_group(mask: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """True values per group of a word-major mask (..., GROUP_WORDS, n_groups, 8) -> (..., n_groups) int32."""
-    words = mask.contiguous().view(torch.int64).squeeze(-1)  # (..., GROUP_WORDS, n_groups)
-    lanes = words.sum(-2).unsqueeze(-1).view(torch.uint8)  # (..., n_groups, 8), each lane <= GROUP_WORDS
-    return torch.sum(lanes, -1, dtype=torch.int32, out=out)
+def sort_keys(arranged: torch.Tensor, layout: PoolLayout) -> torch.Tensor:
+    """(rows, width) arranged scores -> int64 keys, distinct per row: key_a > key_b iff a ranks before b.
+
+    Scores are compared as float32 (what every encoder here returns). Padding (whose arranged
+    score must be 0.0) gets the smallest int64, below every candidate.
+    """
+    bits = (arranged.float() + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0: equal floats, equal bits
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negatives: flip the magnitude bits, so int order = float order
+    return torch.add(layout.reverse_index, ordered, alpha=1 << layout.index_bits)  # score above, index below
 
 
-def _block_counts(padded: torch.Tensor, thresholds: torch.Tensor, layout: _Layout) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (query, relevant, block): how many candidates score above / exactly at the threshold."""
-    n_rows, n_rel = thresholds.shape
-    # Few large operations on purpose: on a busy machine every parallel op waits for both threads.
-    above = torch.empty(2, n_rows, n_rel, layout.n_groups, dtype=torch.int32)  # [>, >=] per group
-    step = max(1, MASK_ELEMENTS // max(1, n_rel * layout.n_groups * GROUP_COLUMNS))
+def group_words(mask: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Byte-lane sums per group of a word-major mask (..., GROUP_WORDS * n_groups * 8) -> (..., n_groups) int64.
+
+    Each result holds 8 byte lanes of counts (see GROUP_WORDS); `lane_totals` finishes the count.
+    """
+    *lead, width = mask.shape
+    words = mask.contiguous().view(torch.int64).view(*lead, GROUP_WORDS, width // GROUP_COLUMNS)
+    return torch.sum(words, -2, out=out)
+
+
+def lane_totals(word_sums: torch.Tensor) -> torch.Tensor:
+    """(..., n_groups) int64 lane sums -> (..., n_groups) counts."""
+    return word_sums.unsqueeze(-1).view(torch.uint8).sum(-1)
+
+
+def count_by_group(mask: torch.Tensor) -> torch.Tensor:
+    """True values per group of a word-major mask (..., GROUP_WORDS * n_groups * 8) -> (..., n_groups)."""
+    return lane_totals(group_words(mask))
+
+
+def rank_arranged(arranged: torch.Tensor, relevant: torch.Tensor, layout: PoolLayout) -> RelevantRanks:
+    """Ranks of the relevant candidates for one chunk of queries, from arranged scores.
+
+    arranged: (Q, layout.width) scores (NaN is refused; +-inf are ordered like any value).
+    relevant: (Q, R) distinct candidate indices per row (pool order), -1 for padding.
+    """
+    if arranged.dim() != 2 or relevant.dim() != 2 or relevant.shape[0] != arranged.shape[0] or arranged.shape[1] != layout.width:
+        raise ValueError(f"arranged scores {tuple(arranged.shape)} and relevant {tuple(relevant.shape)} do not fit the layout")
+    if arranged.numel() and torch.isnan(torch.stack(torch.aminmax(arranged))).any():  # NaN propagates into min/max
+        raise ValueError("scores contain NaN; ranks would be meaningless")
+    relevant = relevant.long().cpu()
+    if (relevant >= layout.n_candidates).any():
+        raise ValueError(f"relevant index out of range for a pool of {layout.n_candidates}")
+    valid = relevant >= 0
+    columns = layout.position[relevant.clamp(min=0)]
+    n_rows, n_rel = relevant.shape
+    lanes = torch.empty(n_rows, n_rel, layout.n_groups, dtype=torch.int64)  # per column group, 8 byte lanes
+    step = max(1, STEP_BYTES // (max(n_rel, 8) * layout.width))
     for lo in range(0, n_rows, step):
-        rows, limits = padded[lo : lo + step].unsqueeze(1), thresholds[lo : lo + step, :, None, None, None]
-        count_by_group(rows > limits, out=above[0, lo : lo + step])
-        count_by_group(rows >= limits, out=above[1, lo : lo + step])
-    blocks = torch.zeros(2, n_rows, n_rel, len(layout.starts), dtype=torch.int64)
-    blocks.index_add_(3, layout.group_block, above.long())
-    return blocks[0], blocks[1] - blocks[0]
-
-
-def _ties_before_in_own_block(
-    scores: torch.Tensor, relevant: torch.Tensor, block: torch.Tensor, layout: _Layout, pairs: torch.Tensor
-) -> torch.Tensor:
-    """For the (query, relevant) pairs given, candidates of the same block tied with it at a lower index."""
-    rows, slots = pairs.unbind(1)
-    columns = relevant[rows, slots]
-    starts = layout.starts[block[rows, slots]]
-    out = torch.empty(len(pairs), dtype=torch.int64)
-    step = max(1, MASK_ELEMENTS // max(1, scores.shape[1]))
-    index = torch.arange(scores.shape[1])
-    for lo in range(0, len(pairs), step):
-        r, col, start = rows[lo : lo + step], columns[lo : lo + step], starts[lo : lo + step]
-        sub = scores[r]
-        tied = (sub == sub.gather(1, col.unsqueeze(1))) & (index >= start.unsqueeze(1)) & (index < col.unsqueeze(1))
-        out[lo : lo + step] = tied.sum(1)
-    return out
+        keys = sort_keys(arranged[lo : lo + step].cpu(), layout)
+        limits = torch.where(valid[lo : lo + step], keys.gather(1, columns[lo : lo + step]), _NO_KEY)
+        group_words(keys.unsqueeze(1) > limits.unsqueeze(2), out=lanes[lo : lo + step])
+    by_block = torch.zeros(n_rows, n_rel, len(layout.starts), dtype=torch.int64)
+    by_block.index_add_(2, layout.group_block, lane_totals(lanes))
+    own = layout.block_of(relevant.clamp(min=0)).unsqueeze(-1)
+    zero = torch.zeros_like(relevant)
+    return RelevantRanks(
+        pool=torch.where(valid, 1 + by_block.sum(-1), zero),
+        block=torch.where(valid, 1 + by_block.gather(2, own).squeeze(-1), zero),
+    )
 
 
 def rank_relevant(scores: torch.Tensor, relevant: torch.Tensor, block_starts: torch.Tensor | None = None) -> RelevantRanks:
-    """Ranks of the relevant candidates for one chunk of queries.
+    """Ranks of the relevant candidates for one chunk of queries, from (Q, C) scores in pool order.
 
-    scores: (Q, C) float, finite. relevant: (Q, R) int64 candidate indices, -1 for padding.
     block_starts: first candidate index of each block (None: the pool is one block).
     """
-    if scores.dim() != 2 or relevant.dim() != 2 or relevant.shape[0] != scores.shape[0]:
-        raise ValueError(f"scores (Q, C) and relevant (Q, R) disagree: {tuple(scores.shape)} vs {tuple(relevant.shape)}")
-    if scores.numel() and not torch.isfinite(torch.stack(torch.aminmax(scores))).all():  # NaN propagates
-        raise ValueError("scores contain NaN or infinity; ranks would be meaningless")
-    if (relevant >= scores.shape[1]).any():
-        raise ValueError(f"relevant index out of range for a pool of {scores.shape[1]}")
-    scores, relevant = scores.float().cpu(), relevant.long().cpu()
-    layout = _Layout.of(scores.shape[1], block_starts)
-    valid = relevant >= 0
-    columns = relevant.clamp(min=0)
-    # Padding gets +inf: nothing is above or equal to it, so its counts are all zero.
-    thresholds = torch.where(valid, scores.gather(1, columns), torch.full_like(scores[:, :1], math.inf))
-    own = layout.block_of(columns)
-    above, equal = _block_counts(layout.pad(scores), thresholds, layout)
-
-    # Equal scores in earlier blocks come first, in later blocks after; in the own block only
-    # those at a lower index. Without ties, `equal` is 1 in the own block (the candidate itself).
-    block_ids = torch.arange(len(layout.starts))
-    before = (block_ids < own.unsqueeze(-1)).long()
-    own_equal = equal.gather(2, own.unsqueeze(-1)).squeeze(-1)
-    own_ties = torch.zeros_like(own_equal)
-    tied = torch.nonzero(valid & (own_equal > 1))
-    if len(tied):
-        own_ties[tied[:, 0], tied[:, 1]] = _ties_before_in_own_block(scores, columns, own, layout, tied)
-    own_above = above.gather(2, own.unsqueeze(-1)).squeeze(-1)
-    block_rank = 1 + own_above + own_ties
-    pool_rank = block_rank + ((above + equal * before) * (block_ids != own.unsqueeze(-1))).sum(-1)
-    zero = torch.zeros_like(block_rank)
-    return RelevantRanks(torch.where(valid, pool_rank, zero), torch.where(valid, block_rank, zero))
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be (Q, C), got shape {tuple(scores.shape)}")
+    layout = PoolLayout.of(scores.shape[1], block_starts)
+    return rank_arranged(layout.arrange_scores(scores.cpu()), relevant, layout)
 
 
 def relevant_ranks(

@@ -99,7 +99,7 @@ def quality_figure(dataset: str) -> CurveFigure:
         f"quality_{dataset}",
         f"Retrieval quality on {name}",
         (Panel(f"eval_{dataset}_map_multi", "Multilingual mAP (higher is better)", "score"),
-         Panel(f"eval_{dataset}_rank_distance", "Rank distance", "score")),
+         Panel(f"eval_{dataset}_rank_distance", "Max rank distance (lower is better: less language bias)", "score")),
         log=False,
     )  # fmt: skip
 

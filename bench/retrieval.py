@@ -30,7 +30,7 @@ import torch
 from bench import lexical
 from bench.data import LareqaDataset, load_lareqa, split_by_article
 from bench.errors import BenchError, DataError
-from bench.metrics import rank_relevant, ranking_metrics
+from bench.metrics import PoolLayout, rank_arranged, rank_relevant, ranking_metrics
 from bench.schema import EVAL_DATASETS, EVAL_SUMMARY_METRICS
 
 LANGUAGES = {
@@ -106,10 +106,8 @@ def encode_set(encoder: Encoder, dataset: LareqaDataset, batch_size: int) -> Enc
         for q in part.questions:
             answers.setdefault(q.group_id, {})[k] = int(starts[k]) + q.answer
     questions = [q for part in parts for q in part.questions]
-    relevant = torch.full((len(questions), len(languages)), -1, dtype=torch.long)
-    for i, q in enumerate(questions):
-        for k, column in answers[q.group_id].items():
-            relevant[i, k] = column
+    relevant = torch.tensor([[answers[q.group_id].get(k, -1) for k in range(len(parts))] for q in questions],
+                            dtype=torch.long).reshape(len(questions), len(parts))
     query_lang = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor([len(p.questions) for p in parts]))
     return Encoded(
         languages=languages,
@@ -142,12 +140,21 @@ class PoolRanks:
 
 
 def rank_set(encoded: Encoded, query_chunk: int = 1024) -> PoolRanks:
-    """Score the multilingual pool a chunk of queries at a time; never holds the full matrix."""
+    """Score the multilingual pool a chunk of queries at a time; never holds the full matrix.
+
+    Dense candidates are put in the ranking layout once, so each chunk's matmul yields
+    arranged scores directly (no per-chunk rearrangement).
+    """
+    layout = PoolLayout.of(encoded.candidates.shape[0], encoded.block_starts)
+    arranged = None if encoded.candidates.is_sparse else layout.arrange_rows(encoded.candidates).T.contiguous()
     pool, block = torch.zeros_like(encoded.relevant), torch.zeros_like(encoded.relevant)
     for lo in range(0, len(encoded.relevant), query_chunk):
         hi = min(lo + query_chunk, len(encoded.relevant))
-        scores = similarity(row_slice(encoded.queries, lo, hi), encoded.candidates)
-        ranks = rank_relevant(scores, encoded.relevant[lo:hi], encoded.block_starts)
+        queries = row_slice(encoded.queries, lo, hi)
+        if arranged is None:
+            ranks = rank_relevant(similarity(queries, encoded.candidates), encoded.relevant[lo:hi], encoded.block_starts)
+        else:
+            ranks = rank_arranged(queries @ arranged, encoded.relevant[lo:hi], layout)
         pool[lo:hi], block[lo:hi] = ranks.pool, ranks.block
     return PoolRanks(encoded, pool, block)
 

@@ -32,6 +32,7 @@ from bench.errors import BenchError, ConfigError, exit_on_user_error, one_line
 from bench.distributed import all_gather_numbers, all_sum, launcher_command, needs_launcher, shard_batch
 from bench.encode import TextEncoder
 from bench.retrieval import EvalSet, evaluate, load_eval_set
+from bench.memory import peak_rss_bytes
 from bench.model import build_encoder, count_parameters
 from bench.objective import ContrastiveRetriever, MaskedLanguageModel
 from bench.pairs import TrainingPairs, texts_by_language, training_pairs
@@ -270,24 +271,31 @@ def is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def reached(started: float) -> dict:
+    """How far a failed or interrupted run got: its time and its host memory high-water mark."""
+    return {"wall_s": time.perf_counter() - started, "peak_rss_bytes": peak_rss_bytes(include_children=False)}
+
+
 def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
     """Execute one run and persist its row, whatever happens: a failure is a row, not a lost result."""
     results_dir = ensure_writable_dir(Path(cfg.results.dir))
     record = describe(cfg, command)
     per_setting = None
+    started = time.perf_counter()
     try:
         if cfg.mode == "predict":
             record = predict_row(cfg, record)
         else:
             record, per_setting = execute(cfg, record)
     except KeyboardInterrupt:
-        record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal")
+        record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal",
+                      **reached(started))  # fmt: skip
         if is_main_rank():
             write_run(results_dir, record)
         raise
     except Exception as exc:  # the row records the failure; the log keeps the traceback
         status = "oom" if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower() else "failed"
-        record.update(status=status, error_type=type(exc).__name__, error_message=one_line(exc)[:2000])
+        record.update(status=status, error_type=type(exc).__name__, error_message=one_line(exc)[:2000], **reached(started))
         log = results_dir / "logs" / f"{record.run_id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(traceback.format_exc())

@@ -9,7 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import GROUP_COLUMNS, count_by_group, rank_relevant, ranking_metrics, relevant_ranks
+from bench.metrics import (
+    GROUP_COLUMNS, PoolLayout, count_by_group, rank_arranged, rank_relevant, ranking_metrics, relevant_ranks, sort_keys,
+)
 
 
 def sorted_ranks(scores: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -100,10 +102,33 @@ def test_ranks_are_a_permutation_prefix():
 
 
 def test_count_by_group_counts_every_lane():
-    mask = torch.rand(3, 32, 4, 8, generator=torch.Generator().manual_seed(1)) > 0.3  # word-major: 4 groups
-    expected = mask.permute(0, 2, 1, 3).reshape(3, 4, GROUP_COLUMNS).sum(-1)
+    # Word-major layout: position (word w, group g, byte b) = (w * n_groups + g) * 8 + b.
+    mask = torch.rand(3, 32 * 4 * 8, generator=torch.Generator().manual_seed(1)) > 0.3
+    expected = mask.view(3, 32, 4, 8).sum((1, 3))
     assert torch.equal(count_by_group(mask).long(), expected)
-    assert torch.equal(count_by_group(torch.ones(1, 32, 2, 8, dtype=torch.bool)), torch.full((1, 2), GROUP_COLUMNS, dtype=torch.int32))
+    assert torch.equal(count_by_group(torch.ones(1, 32 * 2 * 8, dtype=torch.bool)), torch.full((1, 2), GROUP_COLUMNS, dtype=torch.int32))
+
+
+def test_sort_keys_follow_float_order_then_index():
+    values = [0.5, -0.0, 0.0, -1e-30, float("-inf"), 1e-45, -2.0, float("inf"), 0.5, -2.0]
+    scores = torch.tensor([values])
+    layout = PoolLayout.of(len(values))
+    keys = sort_keys(layout.arrange_scores(scores), layout)[0, layout.position]
+    expected = sorted(range(len(values)), key=lambda i: (-values[i], i))  # -0.0 == 0.0: index decides
+    assert torch.argsort(keys, descending=True).tolist() == expected
+    assert len(set(keys.tolist())) == len(values)
+    assert (sort_keys(layout.arrange_scores(scores), layout)[0, layout.padding] < keys.min()).all()
+
+
+def test_arranged_scores_from_the_matmul_match():
+    g = torch.Generator().manual_seed(2)
+    queries, candidates = torch.randn(5, 8, generator=g), torch.randn(600, 8, generator=g)
+    starts = torch.tensor([0, 100, 450])
+    layout = PoolLayout.of(600, starts)
+    relevant = torch.tensor([[0, 100, 599]] * 5)
+    direct = rank_arranged(queries @ layout.arrange_rows(candidates).T, relevant, layout)
+    natural = rank_relevant(queries @ candidates.T, relevant, starts)
+    assert torch.equal(direct.pool, natural.pool) and torch.equal(direct.block, natural.block)
 
 
 def test_rejects_non_finite_scores_and_queries_without_relevant():

@@ -52,6 +52,7 @@ def test_one_failing_run_does_not_stop_the_others(tmp_path):
     assert sorted(table["status"]) == ["failed", "ok"]
     failed = table[table["status"] == "failed"].iloc[0]
     assert failed["error_type"] == "ConfigError" and "could not be loaded" in failed["error_message"]
+    assert failed["wall_s"] > 0 and failed["peak_rss_bytes"] > 0, "a failed row says how far the run got"
     assert "1 failed" in proc.stdout and "Traceback" not in proc.stdout
 
     resumed = sweep(tmp_path, "strategy=hybrid", "languages=2", f"model.pretrained=null,{tmp_path / 'no-such-model'}")
