@@ -76,8 +76,13 @@ def run_in_child(overrides: list[str], log_path: Path) -> int:
 def record_lost_run(planned_cfg, overrides: list[str], returncode: int, log_path: Path) -> None:
     """A child killed before writing its row (e.g. by the OOM killer) still leaves a failed row."""
     record = describe(planned_cfg, "python -m bench.run " + " ".join(overrides))
-    reason = f"killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode} without a result"
-    record.update(status="failed", error_type="ChildProcessError", error_message=f"{reason}; see {log_path}")
+    if returncode == -signal.SIGKILL:  # on Linux, almost always the kernel's OOM killer
+        status, reason = "oom", "killed by SIGKILL (most likely the kernel's out-of-memory killer)"
+    elif returncode < 0:
+        status, reason = "failed", f"killed by signal {-returncode}"
+    else:
+        status, reason = "failed", f"exited with code {returncode} without a result"
+    record.update(status=status, error_type="ChildProcessError", error_message=f"{reason}; see {log_path}")
     write_run(Path(planned_cfg.results.dir), record)
 
 
