@@ -9,7 +9,6 @@ files are consolidated into `results.parquet` and plotted.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from bench.compose import CONF_DIR, PlannedRun, plan_runs
 from bench.config import to_run_config
-from bench.errors import BenchError, exit_on_user_error
+from bench.errors import exit_on_user_error
 from bench.plot import plot_results
 from bench.results_io import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs, write_run
 from bench.run import describe, prepare_tokenizer, run_id

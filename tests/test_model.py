@@ -1,6 +1,6 @@
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel
 
 from bench.compose import plan_runs
 from bench.errors import ConfigError
