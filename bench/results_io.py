@@ -76,6 +76,19 @@ def read_run_file(path: Path) -> list[RunRecord]:
     return table_to_records(table)
 
 
+def read_run(results_dir: Path, run_id: str) -> RunRecord | None:
+    """One run's row, or None if it has none (yet) or its file is unreadable."""
+    path = results_dir / RUNS_DIR / f"{run_id}.parquet"
+    if not path.is_file():
+        return None
+    try:
+        records = read_run_file(path)
+    except Exception as exc:
+        warnings.warn(f"unreadable run file {path}: {type(exc).__name__}: {exc}", stacklevel=2)
+        return None
+    return records[0] if records else None
+
+
 def read_runs(results_dir: Path) -> list[RunRecord]:
     """All per-run rows; unreadable files are reported and skipped, never fatal."""
     records: list[RunRecord] = []

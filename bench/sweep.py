@@ -24,7 +24,7 @@ from bench.compose import CONF_DIR, PlannedRun, plan_runs
 from bench.config import to_run_config
 from bench.errors import exit_on_user_error
 from bench.plot import plot_results
-from bench.results_io import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs, write_run
+from bench.results_io import RESULTS_FILE, consolidate, ensure_writable_dir, read_run, read_runs, write_run
 from bench.run import describe, prepare_tokenizer, run_id
 from bench.schema import SUCCESS
 
@@ -72,7 +72,7 @@ def run_in_child(overrides: list[str], log_path: Path) -> int:
             raise
 
 
-def record_lost_run(planned_cfg, overrides: list[str], returncode: int, log_path: Path) -> None:
+def record_lost_run(planned_cfg, overrides: list[str], returncode: int, log_path: Path) -> str:
     """A child killed before writing its row (e.g. by the OOM killer) still leaves a failed row."""
     record = describe(planned_cfg, "python -m bench.run " + " ".join(overrides))
     if returncode == -signal.SIGKILL:  # on Linux, almost always the kernel's OOM killer
@@ -83,6 +83,7 @@ def record_lost_run(planned_cfg, overrides: list[str], returncode: int, log_path
         status, reason = "failed", f"exited with code {returncode} without a result"
     record.update(status=status, error_type="ChildProcessError", error_message=f"{reason}; see {log_path}")
     write_run(Path(planned_cfg.results.dir), record)
+    return status
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=SWEEP_CONFIG, version_base="1.3")
@@ -93,17 +94,15 @@ def launch_run(cfg: DictConfig) -> str:
     results_dir = Path(config.results.dir)
     rid = run_id(config)
     job = HydraConfig.get().job.num
-    if not config.results.rerun and rid in completed_run_ids(results_dir):
+    previous = read_run(results_dir, rid)
+    if not config.results.rerun and previous is not None and previous.status in SUCCESS:
         report_progress(f"[{job + 1}] {rid}: already ok in {results_dir}, skipped")
         return "skipped"
     log_path = results_dir / "logs" / f"{rid}.out"
     started = time.perf_counter()
     returncode = run_in_child(overrides, log_path)
-    rows = [r for r in read_runs(results_dir) if r.run_id == rid]
-    if not rows:
-        record_lost_run(config, overrides, returncode, log_path)
-        rows = [r for r in read_runs(results_dir) if r.run_id == rid]
-    status = rows[0].status
+    row = read_run(results_dir, rid)
+    status = row.status if row is not None else record_lost_run(config, overrides, returncode, log_path)
     report_progress(f"[{job + 1}] {rid}: {status} in {time.perf_counter() - started:.1f}s")
     return status
 
