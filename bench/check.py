@@ -1,16 +1,18 @@
 """The memory-regression check: `python -m bench.check [overrides] [--baseline PATH] [--update]`.
 
-Runs the CI grid of `conf/check.yaml` (every strategy at two language counts, tiny model, eval off,
-4 steps), each run a fresh `python -m bench.run --config-name check ...` process so its host RSS is
-its own, and compares the rows with a committed baseline (`results/baselines/memory-check.json`,
-one section per device type, one entry per configuration):
+A fixed grid, then a comparison. The grid is `conf/check.yaml` (every registered strategy at two
+language counts, tiny model, eval off, 4 steps), run like any sweep (`bench.sweep.run_sweep`: each
+run its own process, so its host RSS is its own) into a temporary directory; the rows are compared
+with a committed baseline (`results/baselines/memory-check.json`, one section per device type, one
+entry per configuration). Which figures are gated, and how, is the metric catalogue's `gate`:
 
 * `peak_tensor_bytes` and its breakdown (params, grads, optimizer, activations) are deterministic on
   CPU: gated tightly, in either direction (a drop can mean the tracker stopped counting something);
 * `peak_rss_bytes` (host) is noisier: gated loosely, increases only;
 * each strategy's tensor peak over monolingual's at the same language count is measured within one
   check, so it holds across machines and library versions where absolute bytes may not: gated;
-* wall time and median step time are reported, never gated.
+* wall time and median step time are reported, never gated;
+* a configuration whose hash differs from its baseline row's fails: the figures would not be comparable.
 
 Exit 0 when everything holds, 1 naming the offending rows, 2 for bad input (a missing or malformed
 baseline, a bad override). Overrides narrow or change the grid as in a sweep (`strategy=hybrid
@@ -22,33 +24,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+from omegaconf import OmegaConf
 
 from bench import PROJECT_ROOT
-from bench.compose import PlannedRun, compose_config, plan_runs
-from bench.config import RunConfig
+from bench.config import PlannedRun, RunConfig, compose_config, plan_runs
+from bench.config.compose import sweep_order_seed
+from bench.config.run_config import build
 from bench.errors import BenchError, ConfigError, exit_on_user_error
-from bench.profiler import RunProfiler
-from bench.results_io import read_runs
-from bench.run import prepare_data, run_id
-from bench.schema import RunRecord
+from bench.results.schema import RunRecord, metrics_where
+from bench.results.store import read_runs
+from bench.sweep import run_sweep
 
 CHECK_CONFIG = "check"
 BASELINE_FORMAT = "hybrid-batch-bench memory baseline"
 BASELINE_VERSION = 1
-TENSOR_METRICS = ("peak_tensor_bytes", "peak_param_bytes", "peak_grad_bytes", "peak_optimizer_bytes", "peak_activation_bytes")
-RSS_METRIC = "peak_rss_bytes"
-RATIO_METRIC = "tensor_peak_vs_monolingual"
-TIME_METRICS = ("wall_s", "step_time_p50_s")  # reported, never gated
+TENSOR_METRICS = tuple(m.column for m in metrics_where(gate="tensor"))
+(RSS_METRIC,) = (m.column for m in metrics_where(gate="rss"))
+RATIO_METRIC = "tensor_peak_vs_monolingual"  # derived here: a strategy's peak over monolingual's, same L
+TIME_METRICS = tuple(m.column for m in metrics_where(gate="info"))  # reported, never gated
 RECORDED = (*TENSOR_METRICS, RSS_METRIC, *TIME_METRICS, "tracked_step")
 
 
@@ -57,14 +57,11 @@ class CheckConfig:
     """The `check:` section of conf/check.yaml."""
 
     baseline: str
-    jobs: int = 2
-    tensor_tolerance: float = 0.005
-    rss_tolerance: float = 0.25
-    ratio_tolerance: float = 0.02
+    tensor_tolerance: float
+    rss_tolerance: float
+    ratio_tolerance: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise ConfigError(f"check.jobs must be a positive integer, got {self.jobs!r}")
         for key in ("tensor_tolerance", "rss_tolerance", "ratio_tolerance"):
             if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) < 0:
                 raise ConfigError(f"check.{key} must be a non-negative number, got {getattr(self, key)!r}")
@@ -136,40 +133,18 @@ def write_baseline(path: Path, data: dict) -> None:
 # ---------------------------------------------------------------- measuring
 
 
-def warm_vocabularies(planned: list[PlannedRun]) -> None:
-    """Train or load each distinct vocabulary here, once, so parallel runs cannot each train their own."""
-    done = set()
-    for p in planned:
-        cfg = p.config
-        key = (cfg.data, cfg.tokenizer, cfg.languages)
-        if key not in done:
-            prepare_data(cfg, RunProfiler(torch.device("cpu")))
-            done.add(key)
-
-
-def child_command(overrides: tuple[str, ...], results_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.run", "--config-name", CHECK_CONFIG, *overrides, f"results.dir={results_dir}"]
-
-
-def measure(planned: list[PlannedRun], results_dir: Path, jobs: int) -> dict[str, RunRecord | str]:
-    """Run every configuration in its own process, `jobs` at a time; its row, or why there is none."""
-    warm_vocabularies(planned)
-    logs = results_dir / "check-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def start(p: PlannedRun) -> int:
-        with open(logs / f"{check_key(p.config)}.out", "w") as log:
-            return subprocess.call(child_command(p.overrides, results_dir), stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = list(pool.map(start, planned))
+def measure(planned: list[PlannedRun], order_seed: int) -> dict[str, RunRecord | str]:
+    """Run the grid like a sweep (each run its own process); each configuration's row, or why there is none."""
+    run_sweep(planned, order_seed, show_progress=False)
+    results_dir = Path(planned[0].config.results.dir)
     rows = {r.run_id: r for r in read_runs(results_dir)}
     measured: dict[str, RunRecord | str] = {}
-    for p, code in zip(planned, codes):
-        row = rows.get(run_id(p.config))
+    for p in planned:
+        row = rows.get(p.config.run_id)
         if row is None:
-            log = (logs / f"{check_key(p.config)}.out").read_text().strip().splitlines() or ["(no output)"]
-            measured[check_key(p.config)] = f"no row (exit code {code}): {log[-1]}"
+            log = results_dir / "logs" / f"{p.config.run_id}.out"
+            lines = (log.read_text().strip().splitlines() if log.is_file() else []) or ["(no output)"]
+            measured[check_key(p.config)] = f"no row: {lines[-1]}"
         elif row.status != "ok":
             measured[check_key(p.config)] = f"{row.status}: {row.error_type}: {row.error_message}"
         else:
@@ -231,6 +206,7 @@ def compare(baseline_runs: dict, measured: dict[str, RunRecord | str], check: Ch
             note = "no baseline row; record it with --update"
         elif base.get("config_hash") != record.config_hash:
             note = "configuration differs from the baseline's"
+            rows.append(Comparison(key, "config_hash", None, None, tolerance(0.0), note=note))
         else:
             note = ""
         for metric in TENSOR_METRICS:
@@ -286,10 +262,7 @@ def format_table(rows: list[Comparison]) -> str:
 
 def read_check_config(argv: list[str]) -> CheckConfig:
     section = compose_config(CHECK_CONFIG, [a for a in argv if a.startswith("check.")]).get("check")
-    try:
-        return CheckConfig(**dict(section))
-    except TypeError as exc:
-        raise ConfigError(f"check: {exc}") from None
+    return build(CheckConfig, OmegaConf.to_container(section, resolve=True), "check")
 
 
 @exit_on_user_error
@@ -304,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("results.dir is chosen by bench.check; use --results-dir")
 
     check = read_check_config(args.overrides)
-    planned = plan_runs(CHECK_CONFIG, [o for o in args.overrides if not o.startswith("check.")], sweep=True)
+    grid = [o for o in args.overrides if not o.startswith("check.")]
+    tmp = tempfile.TemporaryDirectory(prefix="bench-check-")
+    results_dir = (args.results_dir or Path(tmp.name)).resolve()
+    planned = plan_runs(CHECK_CONFIG, [*grid, f"results.dir={results_dir}"], sweep=True)
     device_types = {p.config.device for p in planned}
     if len(device_types) != 1 or "auto" in device_types:
         raise ConfigError(f"device must be one explicit type for every run of the check (cpu or cuda), got {sorted(device_types)}")
@@ -316,9 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = load_baseline(path, device_type, required=not args.update)  # bad input fails before any run
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
-        results_dir = (args.results_dir or Path(tmp)).resolve()
-        measured = measure(planned, results_dir, check.jobs)
+    with tmp:
+        measured = measure(planned, sweep_order_seed(CHECK_CONFIG, grid))
     base_runs = baseline["devices"].get(device_type, {}).get("runs", {})
     rows = compare(base_runs, measured, check, gate=not args.update)
     print(format_table(rows))
@@ -330,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         if broken:
             print(f"baseline NOT updated: run(s) failed: {', '.join(broken)}")
             return 1
-        commands = {check_key(p.config): f"python -m bench.run --config-name {CHECK_CONFIG} {' '.join(p.overrides)}" for p in planned}
+        commands = {check_key(p.config): f"python -m bench.check {' '.join(o for o in p.overrides if not o.startswith('results.dir='))}"
+                    for p in planned}  # fmt: skip
         write_baseline(path, updated_baseline(baseline, device_type, measured, commands))
         print(f"baseline updated: {path} ({device_type}: {', '.join(measured)})")
         return 0

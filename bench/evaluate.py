@@ -7,7 +7,7 @@
         --export-beir exports --export-settings multi,mono --run-depth 0
 
 LAReQA sets (xquad-r, xquad-r-heldout, xquad-r-train, mlqa-r) get the mono / cross / multi
-protocol of `bench.retrieval`; a directory is read as a BEIR set (`bench.beir`). `--out`
+protocol of `bench.evaluation.retrieval`; a directory is read as a BEIR set (`bench.evaluation.beir`). `--out`
 writes summary.json (schema columns plus per-set averages) and per_setting.parquet;
 `--export-beir` writes each chosen setting as BEIR files plus a TREC run that trec_eval
 scores exactly as we do.
@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.beir import evaluate_beir, export_lareqa, load_beir, write_beir, write_run
+from bench.evaluation.beir import evaluate_beir, export_lareqa, load_beir, write_beir, write_run
 from bench.errors import BenchError, DataError, exit_on_user_error
 from bench.eval_config import EVAL_SET_NAMES, EvalConfig
-from bench.lexical import LexicalEncoder
-from bench.results_io import ensure_writable_dir
-from bench.retrieval import evaluate, load_eval_set
+from bench.evaluation.lexical import LexicalEncoder
+from bench.results.store import ensure_writable_dir
+from bench.evaluation.retrieval import evaluate, load_eval_set
 
 DEFAULT = EvalConfig()
 
@@ -62,7 +62,7 @@ def build_encoder(args: argparse.Namespace):
         if args.max_length is not None:
             raise BenchError("--max-length applies to --encoder, not --lexical")
         return LexicalEncoder()
-    from bench.encode import TextEncoder  # imports transformers (seconds): only when a model is evaluated
+    from bench.evaluation.encode import TextEncoder  # imports transformers (seconds): only when a model is evaluated
 
     encoder = TextEncoder.load(args.encoder)
     return encoder.with_max_length(args.max_length) if args.max_length else encoder

@@ -1,0 +1,1 @@
+"""The data pipeline: LAReQA parsing, training pairs, synthetic languages, vocabularies, collation."""

@@ -1,0 +1,129 @@
+"""From sampled pair references to padded tensors: pre-tokenised once, padded per batch.
+
+Every training text is tokenised once up front, so a batch's shape (and its padding) is
+known from the sampler's plan before any step runs; the profiler uses that to pick the
+step whose memory it tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.data.tokenizer import RunTokenizer
+from bench.strategies.sampling import PairRef
+
+
+IGNORE_INDEX = -100  # label of positions the masked-LM loss ignores (PyTorch's cross_entropy default)
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The ids collation needs; they differ between our WordPiece and e.g. XLM-R's SentencePiece."""
+
+    pad: int
+    mask: int
+    special: frozenset[int]
+    vocab_size: int
+
+    @classmethod
+    def of(cls, tokenizer: RunTokenizer, vocab_size: int | None = None) -> SpecialIds:
+        vocab = tokenizer.backend.get_vocab(with_added_tokens=True)
+        pad = next(vocab[t] for t in ("[PAD]", "<pad>") if t in vocab)
+        mask = next(vocab[t] for t in ("[MASK]", "<mask>") if t in vocab)
+        special = frozenset(vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>") if t in vocab)
+        return cls(pad, mask, special, vocab_size or tokenizer.vocab_size)
+
+
+@dataclass(frozen=True)
+class TokenizedPairs:
+    """Token ids of every training question and answer sentence, keyed by (group index, language)."""
+
+    queries: dict[tuple[int, str], list[int]]
+    passages: dict[tuple[int, str], list[int]]
+
+    @classmethod
+    def build(cls, tokenizer: RunTokenizer, queries: dict[tuple[int, str], str], passages: dict[tuple[int, str], str],
+              max_length: int) -> TokenizedPairs:  # fmt: skip
+        def encode(texts: dict[tuple[int, str], str], kind: str) -> dict[tuple[int, str], list[int]]:
+            keys = list(texts)
+            ids = tokenizer.encode([texts[k] for k in keys], kind)
+            return {k: _truncate(row, max_length) for k, row in zip(keys, ids)}
+
+        return cls(encode(queries, "query"), encode(passages, "passage"))
+
+    def sequences(self, batch: list[PairRef]) -> tuple[list[list[int]], list[list[int]]]:
+        return (
+            [self.queries[(ref.group, ref.query_lang)] for ref in batch],
+            [self.passages[(ref.group, ref.passage_lang)] for ref in batch],
+        )
+
+
+def _truncate(ids: list[int], max_length: int) -> list[int]:
+    # Keep the closing special token ([SEP] / </s>) when cutting, as the tokenizer's own truncation does.
+    return ids if len(ids) <= max_length else ids[: max_length - 1] + ids[-1:]
+
+
+@dataclass
+class Batch:
+    """Tensors for the objective's forward, and the work they represent."""
+
+    inputs: dict[str, torch.Tensor]
+    n_samples: int
+    padded_tokens: int
+    real_tokens: int
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch({k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}, self.n_samples, self.padded_tokens, self.real_tokens)
+
+
+def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def collate_contrastive(batch: list[PairRef], pairs: TokenizedPairs, ids: SpecialIds) -> Batch:
+    queries, passages = pairs.sequences(batch)
+    q_ids, q_mask = pad(queries, ids.pad)
+    p_ids, p_mask = pad(passages, ids.pad)
+    inputs = {"query_ids": q_ids, "query_mask": q_mask, "passage_ids": p_ids, "passage_mask": p_mask}
+    real = int(q_mask.sum() + p_mask.sum())
+    return Batch(inputs, len(batch), q_ids.numel() + p_ids.numel(), real)
+
+
+def random_ordinary_tokens(count: int, ids: SpecialIds, generator: torch.Generator) -> torch.Tensor:
+    """Uniform draws from the vocabulary, never a special token (those are remapped to the first ordinary id)."""
+    first_ordinary = next(i for i in range(ids.vocab_size) if i not in ids.special)
+    draws = torch.randint(first_ordinary, ids.vocab_size, (count,), generator=generator)
+    return torch.where(torch.isin(draws, torch.tensor(sorted(ids.special))), first_ordinary, draws)
+
+
+def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: pick mask_prob of real non-special tokens; 80% [MASK], 10% random, 10% unchanged."""
+    special = torch.isin(input_ids, torch.tensor(sorted(ids.special))) | (attention_mask == 0)
+    chosen = (torch.rand(input_ids.shape, generator=generator) < mask_prob) & ~special
+    if not chosen.any():  # a batch must teach something; mask one eligible token
+        eligible = (~special).nonzero()
+        chosen[tuple(eligible[torch.randint(len(eligible), (1,), generator=generator)][0])] = True
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    roll = torch.rand(input_ids.shape, generator=generator)
+    masked = input_ids.clone()
+    masked[chosen & (roll < 0.8)] = ids.mask
+    random_slots = chosen & (roll >= 0.8) & (roll < 0.9)
+    masked[random_slots] = random_ordinary_tokens(int(random_slots.sum()), ids, generator)
+    return masked, labels
+
+
+def collate_masked_lm(batch: list[PairRef], pairs: TokenizedPairs, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> Batch:
+    """The same texts as a contrastive batch (questions and answers), as 2B masked sequences."""
+    queries, passages = pairs.sequences(batch)
+    input_ids, attention_mask = pad(queries + passages, ids.pad)
+    masked, labels = mask_tokens(input_ids, attention_mask, ids, mask_prob, generator)
+    inputs = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+    return Batch(inputs, len(batch), input_ids.numel(), int(attention_mask.sum()))

@@ -1,0 +1,211 @@
+"""Launching runs: the one way a run starts, whoever starts it (the sweep, the memory check, `bench.run`
+for several devices).
+
+Each run is a fresh process (`python -m bench.run --config-file <results.dir>/configs/<run_id>.json`,
+or torchrun starting that command on every rank), so no run inherits memory, caches or thread state
+from another. The child receives the config the parent validated and never composes its own.
+Children die with their parent (Linux parent-death signal), and a results directory is locked while
+a sweep or run writes to it, so a killed and restarted sweep can never run a configuration twice at once.
+
+Launchers: `local` runs one child at a time, `parallel` runs `launcher.jobs` at a time, `slurm`
+submits each child command as a Slurm job through submitit. After a child exits its row is read
+back; a child killed before writing one still leaves a row (`oom` for SIGKILL, else `failed`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import PROJECT_ROOT
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.results.store import read_run, write_run
+from bench.stages import describe
+
+CONFIGS_DIR = "configs"
+LOCK_FILE = ".lock"
+PARENT_PID_ENV = "BENCH_PARENT_PID"  # set for launched children: they die with this process
+_PR_SET_PDEATHSIG = 1
+
+_live: set[subprocess.Popen] = set()  # children running now, for forwarding an interrupt
+_live_lock = threading.Lock()
+_held_lock: list = []  # the results directory lock this process holds; children inherit it
+
+
+# ---------------------------------------------------------------- one child
+
+
+def child_command(config_file: Path, devices: int) -> list[str]:
+    """`python -m bench.run --config-file F`, or torchrun starting it on `devices` ranks."""
+    module = ["-m", "bench.run", "--config-file", str(config_file)]
+    if devices > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}", *module]
+    return [sys.executable, *module]
+
+
+def write_config(cfg: RunConfig) -> Path:
+    """The validated config, as the child will read it back."""
+    path = Path(cfg.results.dir) / CONFIGS_DIR / f"{cfg.run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_config(path: Path) -> RunConfig:
+    try:
+        return RunConfig.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"cannot read run config {path} ({exc})") from None
+
+
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Ask Linux to signal this process when its parent dies; exit now if the parent is already gone."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no parent-death signal to ask for
+        return
+    expected = os.environ.get(PARENT_PID_ENV)
+    direct_child = "LOCAL_RANK" not in os.environ  # torchrun's ranks are children of torchrun, not of the launcher
+    if expected and direct_child and os.getppid() != int(expected):  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
+
+
+def run_child(cfg: RunConfig, log_path: Path) -> int:
+    """Start one run in a fresh process and wait for it; Ctrl-C or SIGTERM here is passed on to it."""
+    command = child_command(write_config(cfg), cfg.train.devices)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+    with open(log_path, "w") as log:
+        # Own session: a terminal's Ctrl-C reaches the parent, which forwards it once as SIGTERM.
+        # The child shares the results directory's lock, so it stays locked until the last child is gone.
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
+                                 start_new_session=True, preexec_fn=die_with_parent,
+                                 pass_fds=tuple(h.fileno() for h in _held_lock))  # fmt: skip
+        with _live_lock:
+            _live.add(child)
+        try:
+            return child.wait()
+        finally:
+            with _live_lock:
+                _live.discard(child)
+
+
+def stop_children(timeout: float = 30.0) -> None:
+    """SIGTERM every live child (each records an `interrupted` row), then wait; SIGKILL stragglers."""
+    with _live_lock:
+        children = list(_live)
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def record_lost_run(cfg: RunConfig, returncode: int, log_path: Path) -> str:
+    """A child that exited without a row (e.g. killed by the OOM killer) still leaves one."""
+    record = describe(cfg, f"python -m bench.run --config-file {Path(cfg.results.dir) / CONFIGS_DIR / cfg.run_id}.json")
+    if returncode == -signal.SIGKILL:  # on Linux, almost always the kernel's out-of-memory killer
+        status, reason = "oom", "killed by SIGKILL (most likely the kernel's out-of-memory killer)"
+    elif returncode < 0:
+        status, reason = "failed", f"killed by signal {-returncode}"
+    else:
+        status, reason = "failed", f"exited with code {returncode} without a result"
+    record.update(status=status, error_type="ChildProcessError", error_message=f"{reason}; see {log_path}")
+    write_run(Path(cfg.results.dir), record)
+    return status
+
+
+def launch_run(cfg: RunConfig) -> str:
+    """Run one configuration in its own process; its row's status."""
+    results_dir = Path(cfg.results.dir)
+    log_path = results_dir / "logs" / f"{cfg.run_id}.out"
+    returncode = run_child(cfg, log_path)
+    row = read_run(results_dir, cfg.run_id)
+    return row.status if row is not None else record_lost_run(cfg, returncode, log_path)
+
+
+# ---------------------------------------------------------------- many children
+
+
+def launch_all(configs: list[RunConfig], on_done: Callable[[RunConfig, str], None]) -> None:
+    """Launch every config with the launcher they share (`launcher.name`), calling `on_done` per run."""
+    launcher = configs[0].launcher if configs else None
+    if launcher is None:
+        return
+    if launcher.name == "slurm":
+        _launch_slurm(configs, on_done)
+        return
+    jobs = 1 if launcher.name == "local" else launcher.jobs
+    try:
+        if jobs == 1:
+            for cfg in configs:
+                on_done(cfg, launch_run(cfg))
+            return
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(launch_run, cfg): cfg for cfg in configs}
+            for future, cfg in futures.items():
+                on_done(cfg, future.result())
+    except KeyboardInterrupt:
+        stop_children()
+        raise
+
+
+def _launch_slurm(configs: list[RunConfig], on_done: Callable[[RunConfig, str], None]) -> None:
+    try:
+        import submitit
+    except ImportError:
+        raise BenchError("launcher=slurm needs submitit: pip install -e \".[launchers]\"") from None
+    first = configs[0]
+    executor = submitit.AutoExecutor(folder=Path(first.results.dir) / "logs" / "submitit")
+    executor.update_parameters(slurm_array_parallelism=first.launcher.jobs, **first.launcher.slurm)
+    with executor.batch():
+        jobs = [executor.submit(launch_run, cfg) for cfg in configs]
+    for job, cfg in zip(jobs, configs):
+        on_done(cfg, job.result())
+
+
+# ---------------------------------------------------------------- the results directory
+
+
+@contextmanager
+def results_lock(results_dir: Path) -> Iterator[None]:
+    """Hold `results_dir`'s lock: a second sweep or run into the same directory fails with one line
+    while this one (or a child it started) is alive."""
+    if os.environ.get(PARENT_PID_ENV):  # a launched child: its parent holds the lock for it
+        yield
+        return
+    results_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(results_dir / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise BenchError(f"results.dir {results_dir} is in use by {holder}; wait for it to finish or use another results.dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} ({' '.join(sys.argv[:4])})")
+    handle.flush()
+    _held_lock.append(handle)
+    try:
+        yield
+    finally:
+        _held_lock.remove(handle)
+        handle.close()

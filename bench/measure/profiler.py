@@ -1,0 +1,128 @@
+"""The profiler that wraps each run: wall-clock stages, energy, host and device memory, FLOPs, provenance.
+
+It composes the primitives (`timing`, `memory`, `flops`, `energy`, `provenance`) into the
+columns of one `RunRecord`; it measures nothing by itself that they do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict
+
+import torch
+
+from bench.measure.energy import EnergyMeter
+from bench.measure.flops import achieved_tflops_per_s, matmul_precision, mfu
+from bench.measure.memory import cuda_memory_stats, nvml_used_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
+from bench.measure.provenance import collect_provenance
+from bench.measure.timing import throughput
+from bench.training.loop import TrainingOutcome, WorkCounter
+
+STAGES = ("data", "tokenizer", "model_build", "train", "eval")
+
+
+class RunProfiler:
+    """Accumulates one run's measurements; `record_fields()` turns them into schema columns."""
+
+    def __init__(self, device: torch.device, mixed_precision: str = "no") -> None:
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.stage_s: dict[str, float] = {}
+        self.energy_j: float | None = None
+        self.energy_method: str | None = None
+        # A fresh process per run makes the high-water mark this run's own; the reset guards in-process reuse.
+        self.rss_reset = reset_peak_rss()
+        self._start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        """Wall-clock time of one stage of the run (data, tokenizer, model_build, train, eval)."""
+        if name not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {name!r}")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_s[name] = self.stage_s.get(name, 0.0) + time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def training_window(self):
+        """Energy and CUDA allocator peaks cover exactly the training loop."""
+        reset_cuda_peak(self.device)
+        meter = EnergyMeter(self.device)
+        meter.start()
+        try:
+            with self.stage("train"):
+                yield
+        finally:
+            self.energy_j, self.energy_method = meter.stop()
+
+    def wall_s(self) -> float:
+        return time.perf_counter() - self._start
+
+    def stage_fields(self) -> dict:
+        init = [self.stage_s.get(s) for s in ("data", "tokenizer", "model_build")]
+        return {
+            "wall_s": self.wall_s(),
+            "data_s": self.stage_s.get("data"),
+            "tokenizer_s": self.stage_s.get("tokenizer"),
+            "model_build_s": self.stage_s.get("model_build"),
+            "init_s": sum(s for s in init if s is not None),
+            "train_s": self.stage_s.get("train"),
+            "eval_s": self.stage_s.get("eval"),
+        }
+
+    def memory_fields(self, outcome: TrainingOutcome | None) -> dict:
+        # Batches are collated in this process (no loader workers), so its own high-water mark is the
+        # run's peak; adding children would count short-lived helpers (git) that share our pages.
+        fields: dict = {"peak_rss_bytes": peak_rss_bytes(include_children=False)}
+        probe = outcome.probe if outcome else None
+        if probe and probe.memory:
+            fields.update(
+                tracked_step=probe.step,
+                peak_tensor_bytes=probe.memory.total_bytes,
+                peak_param_bytes=probe.memory.param_bytes,
+                peak_grad_bytes=probe.memory.grad_bytes,
+                peak_optimizer_bytes=probe.memory.optimizer_bytes,
+                peak_activation_bytes=probe.memory.activation_bytes,
+            )
+        cuda = cuda_memory_stats(self.device)
+        if cuda:
+            fields.update(
+                cuda_peak_allocated_bytes=cuda.peak_allocated_bytes,
+                cuda_peak_reserved_bytes=cuda.peak_reserved_bytes,
+                cuda_alloc_retries=cuda.alloc_retries,
+                cuda_ooms=cuda.ooms,
+                nvml_used_bytes=nvml_used_bytes(self.device),
+            )
+        return fields
+
+    def training_fields(self, outcome: TrainingOutcome, n_devices: int, device_name: str | None, work: WorkCounter) -> dict:
+        """Timing samples, throughput over the measured window, FLOPs and energy.
+
+        `work` is counted over all ranks, so rates are global; `_per_device` divides by `n_devices`.
+        """
+        fields = dict(outcome.timing.record_fields())
+        fields.update(energy_j=self.energy_j, energy_method=self.energy_method)
+        seconds = outcome.timing.measured_s
+        if seconds > 0:
+            rates = throughput(work.samples, work.padded_tokens, work.real_tokens, seconds, n_devices)
+            fields.update(asdict(rates))
+        probe = outcome.probe
+        if probe and probe.flops:
+            fields["flops_per_step"] = float(probe.flops)
+            if seconds > 0 and probe.padded_tokens:
+                # FLOPs scale with padded tokens; the probed batch gives the per-token rate for the window.
+                window_flops = probe.flops / probe.padded_tokens * work.padded_tokens  # global tokens
+                achieved = achieved_tflops_per_s(window_flops, seconds)
+                fields["achieved_tflops_per_s"] = achieved
+                per_device = achieved / n_devices
+                fields["mfu"] = mfu(per_device, self.device.type, device_name, matmul_precision(self.mixed_precision))
+        return fields
+
+
+def provenance_fields(device: torch.device) -> dict:
+    values = asdict(collect_provenance(device))
+    values.pop("torch_threads")  # recorded as `threads`, set explicitly by the run
+    return values

@@ -1,0 +1,1 @@
+"""Results: the typed schema and metric catalogue, storage, scaling fits, figures and reports."""

@@ -1,0 +1,356 @@
+"""Figures of a results table: cost and retrieval quality against the number of training languages.
+
+`plot_results` (what `python -m bench.plot` and every sweep call) writes one PNG and one SVG per
+figure under RESULTS_DIR/plots/ and the power-law fits to RESULTS_DIR/scaling_fit.parquet. Which
+metric goes into which figure is the metric catalogue's `figure` (bench.results.schema); strategies
+are drawn in the registry's order, each with one colour and marker in every figure.
+Repeated seeds are drawn as the median with min–max error bars; cost axes are log-log (growth
+is multiplicative) and each cost curve's legend entry carries its fitted exponent k ± stderr;
+quality axes are linear. Failed runs are left off the curves and counted in each footnote.
+Figures are built on matplotlib's Agg canvas directly (no pyplot), so importing this module
+never changes the backend of a notebook or a GUI session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
+
+from bench.results.fit import (
+    PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
+)  # fmt: skip
+from bench.results.store import load_results, write_table_atomic
+from bench.results.schema import EVAL_ROLES, Metric, metrics_where
+from bench.strategies import strategy_names
+
+PLOTS_DIR = "plots"
+FIT_FILE = "scaling_fit.parquet"
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
+_COMPONENT_COLOURS = ("#3b528b", "#21918c", "#5ec962", "#fde725")  # memory breakdown, bottom to top
+ROLE_NAMES = {"heldout": "held-out articles", "zeroshot": "zero-shot set"}
+_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
+          "figure.titlesize": 14, "axes.grid": True, "grid.alpha": 0.3, "svg.fonttype": "none"}  # fmt: skip
+L_LABEL = "Number of training languages L"
+
+
+@dataclass(frozen=True)
+class CurveFigure:
+    """A figure of metric-vs-L curves, one panel per catalogue metric whose `figure` is `name`;
+    `log` means log-log axes with fitted k."""
+
+    name: str
+    title: str
+    log: bool = True
+
+    @property
+    def panels(self) -> tuple[Metric, ...]:
+        return metrics_where(figure=self.name)
+
+
+COST_FIGURES = (
+    CurveFigure("wall_time", "Wall-clock time per run"),
+    CurveFigure("train_time_per_example", "Training time per example = train_s / (steps × batch size)"),
+    CurveFigure("peak_tensor_memory", "Peak tensor memory at the tracked step"),
+    CurveFigure("peak_rss", "Peak resident set size of the run process"),
+    CurveFigure("throughput", "Training throughput"),
+)
+
+
+def quality_figure(role: str) -> CurveFigure:
+    """Retrieval quality on one role's evaluation set vs L (linear axes)."""
+    return CurveFigure(f"quality_{role}", f"Retrieval quality ({ROLE_NAMES[role]})", log=False)
+
+
+def panel_label(metric: Metric) -> str:
+    if metric.kind != "score":
+        return metric.label
+    return f"{metric.label} ({metric.direction} is better)"
+
+
+# ---------------------------------------------------------------- colours, units, notes
+
+
+def strategy_styles(strategies) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per strategy, in the registry's order (fixed per registered strategy, so every
+    figure agrees); strategies no longer registered follow in sorted order."""
+    registered = strategy_names()
+    everything = list(registered) + sorted(set(strategies) - set(registered))
+    styles = {s: (_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)]) for i, s in enumerate(everything)}
+    return {s: styles[s] for s in everything if s in set(strategies)}
+
+
+def display_unit(kind: str, max_value: float, unit: str = "") -> tuple[float, str]:
+    """(divisor, unit) that keeps axis numbers readable: MiB/GiB for bytes, s/ms for seconds."""
+    if kind == "bytes":
+        return (2**30, "GiB") if max_value >= 2**30 else (2**20, "MiB")
+    if kind == "seconds":
+        return (1.0, "s") if max_value >= 1 else (1e-3, "ms")
+    return 1.0, unit
+
+
+def _plain(value: float, _pos=None) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+
+
+class _PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label (minor ones only over few decades), in plain numbers."""
+
+    def __call__(self, x, pos=None):
+        return _plain(x) if super().__call__(x, pos) else ""
+
+
+def _footnote(runs: pd.DataFrame, failed: pd.DataFrame, log: bool) -> str:
+    seeds = runs.groupby(["strategy", "source", "n_languages"]).size() if len(runs) else pd.Series([0])
+    lo, hi = int(seeds.min()), int(seeds.max())
+    if hi <= 1:
+        lines = ["One run per point (a single seed), so no error bars."]
+    else:
+        n_seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
+        lines = [f"Line: median over seeds (n={n_seeds} per point); error bars: min–max over seeds."]
+    if log and runs["n_languages"].nunique() < 2:
+        lines.append("No exponent k: a power law needs at least two language counts.")
+    elif log:
+        lines.append("k: least-squares exponent of cost ∝ L^k over all runs (every seed), ± its standard error.")
+    return "\n".join(lines) + _failed_note(failed)
+
+
+def _new_figure(n_panels: int, title: str, nrows: int = 1, width: float = 6.4) -> tuple[Figure, list]:
+    ncols = math.ceil(n_panels / nrows)
+    fig = Figure(figsize=(width * ncols, 4.6 * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig, axes[:n_panels]
+
+
+def _add_footnote(fig: Figure, text: str) -> None:
+    lines = text.count("\n") + 1
+    fig.get_layout_engine().set(rect=(0, 0.035 * lines + 0.02, 1, 1 - 0.035 * lines - 0.02))
+    fig.text(0.01, 0.01, text, fontsize=8.5, color="#444444", va="bottom", ha="left")
+
+
+def by_strategy(summary: pd.DataFrame, order: list[str]) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """Groups of a seed summary per (strategy, source), in plotting order: known strategies first, measured first."""
+    groups = summary.groupby(["strategy", "source"])
+    return sorted(groups, key=lambda item: (order.index(item[0][0]), item[0][1]))
+
+
+def _label(strategy: str, source: str, fit: PowerLawFit | None = None) -> str:
+    text = strategy + (" (predicted)" if source == PREDICTED else "")
+    return f"{text}   {fit.label()}" if fit is not None and fit.label() else text
+
+
+def _set_l_axis(ax, levels, log: bool) -> None:
+    if log:
+        ax.set_xscale("log")
+    ax.set_xticks(levels)
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if len(levels) == 1:
+        ax.set_xlim(levels[0] / 1.5, levels[0] * 1.5) if log else ax.set_xlim(levels[0] - 1, levels[0] + 1)
+    ax.set_xlabel(L_LABEL)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles) -> bool:
+    """Median-with-range curves of one metric, one per (strategy, source); False when nothing to draw."""
+    summary = seed_summary(runs, panel.column)
+    if log:
+        summary = summary[(summary["median"] > 0) & (summary["min"] > 0)]
+    if summary.empty:
+        return False
+    divisor, unit = display_unit(panel.kind, float(summary["max"].max()), panel.unit)
+    for (strategy, source), s in by_strategy(summary, list(styles)):
+        colour, marker = styles[strategy]
+        y, lo, hi = s["median"] / divisor, s["min"] / divisor, s["max"] / divisor
+        ax.errorbar(
+            s["n_languages"], y, yerr=[y - lo, hi - y], color=colour, marker=marker, markersize=6, capsize=3,
+            linestyle="--" if source == PREDICTED else "-", mfc="white" if source == PREDICTED else colour,
+            label=_label(strategy, source, fits.get((strategy, source, panel.column)) if log else None),
+        )  # fmt: skip
+    if log:
+        ax.set_yscale("log")
+        # Plain numbers, and minor ticks labelled (2, 5, ...) only when the axis spans few decades.
+        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+    ax.set_ylabel(f"{panel.label} ({unit})" if unit else panel.label)
+    ax.set_title(panel_label(panel))
+    _set_l_axis(ax, sorted(summary["n_languages"].unique()), log)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3, title="strategy")
+    return True
+
+
+def curve_figure(spec: CurveFigure, runs, failed, fits, styles) -> Figure | None:
+    """One CurveFigure; panels whose metric is entirely null are left out; None when all are."""
+    panels = [p for p in spec.panels if p.column in present_metrics(runs, [p.column])]
+    if not panels:
+        return None
+    axes_note = " (log-log axes)" if spec.log else " (linear axes)"
+    fig, axes = _new_figure(len(panels), spec.title + axes_note, nrows=2 if len(panels) > 3 else 1,
+                            width=8.4 if len(panels) == 1 else 7.2)  # fmt: skip
+    drawn = [_draw_curves(ax, runs, p, spec.log, fits, styles) for ax, p in zip(axes, panels)]
+    if not any(drawn):
+        return None
+    if len(panels) == 1:
+        axes[0].set_title("")  # the figure title already says it
+    plotted = runs[runs[[p.column for p in panels]].notna().any(axis=1)]
+    _add_footnote(fig, _footnote(plotted, failed, spec.log))
+    return fig
+
+
+def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
+    """Stacked bars of params / grads / optimizer / activations at the peak, one panel per strategy."""
+    components = metrics_where(figure="memory_breakdown")
+    columns = present_metrics(runs, [m.column for m in components])
+    if not columns:
+        return None
+    medians = runs.groupby(["strategy", "source", "n_languages"])[columns].median().reset_index()
+    groups = [(s, src) for s in styles for src in ("measured", PREDICTED)
+              if ((medians["strategy"] == s) & (medians["source"] == src)).any()]  # fmt: skip
+    total = medians[columns].sum(axis=1, min_count=1)
+    divisor, unit = display_unit("bytes", float(total.max()))
+    fig, axes = _new_figure(len(groups), "Peak tensor memory by component (median over seeds)",
+                            nrows=2 if len(groups) > 4 else 1, width=4.2)  # fmt: skip
+    for ax in axes[1:]:
+        ax.sharey(axes[0])
+    for ax, (strategy, source) in zip(axes, groups):
+        part = medians[(medians["strategy"] == strategy) & (medians["source"] == source)]
+        positions, bottom = np.arange(len(part)), np.zeros(len(part))
+        for metric, colour in zip(components, _COMPONENT_COLOURS):
+            column, label = metric.column, metric.label
+            if column in columns:
+                values = part[column].fillna(0).to_numpy() / divisor
+                ax.bar(positions, values, bottom=bottom, color=colour, label=label, edgecolor="white", width=0.7)
+                bottom += values
+        for x, top in zip(positions, bottom):
+            digits = 0 if top >= 100 else 1 if top >= 10 else 2
+            ax.annotate(f"{top:.{digits}f}", (x, top), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=8)  # fmt: skip
+        ax.set_xticks(positions, [str(v) for v in part["n_languages"]])
+        centre, half = (len(part) - 1) / 2, max(len(part), 2) / 2
+        ax.set_xlim(centre - half, centre + half)  # a lone bar should not fill the panel
+        ax.set_title(_label(strategy, source), color=styles[strategy][0], fontweight="bold")
+        ax.set_xlabel("L (training languages)")
+        ax.grid(axis="x", visible=False)
+    for ax in axes[:: math.ceil(len(groups) / (2 if len(groups) > 4 else 1))]:
+        ax.set_ylabel(f"Peak tensor memory ({unit})")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="component")
+    note = "Bars: median over seeds of each component at the tracked step; numbers on top: their sum."
+    _add_footnote(fig, note + _failed_note(failed))
+    return fig
+
+
+def cost_quality_figure(role: str, runs, failed, styles) -> Figure | None:
+    """Quality bought per unit of time: x = training (else wall) time, y = multilingual mAP."""
+    quality = f"eval_{role}_map_multi"
+    cost = next(iter(present_metrics(runs, ["train_s", "wall_s"])), None)
+    if cost is None or quality not in present_metrics(runs, [quality]):
+        return None
+    data = runs.dropna(subset=[cost, quality])
+    data = data[data[cost] > 0]
+    if data.empty:
+        return None
+    name = ROLE_NAMES[role]
+    fig, (ax,) = _new_figure(1, f"Cost vs quality ({name})", width=7.6)
+    for strategy, group in data.groupby("strategy", sort=False):
+        colour, marker = styles[strategy]
+        ax.scatter(group[cost], group[quality], color=colour, marker=marker, s=22, alpha=0.45, linewidths=0)
+        med = group.groupby("n_languages")[[cost, quality]].median().sort_index()
+        ax.plot(med[cost], med[quality], color=colour, marker=marker, markersize=8, label=strategy)
+        for n_lang, row in med.iterrows():
+            ax.annotate(f"L={n_lang}", (row[cost], row[quality]), fontsize=8, color=colour,
+                        xytext=(5, 4), textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log")
+    ax.margins(x=0.08)  # room for the L=… labels at the right end
+    ax.xaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+    ax.set_xlabel(f"{'Training' if cost == 'train_s' else 'Wall'} time per run (s, log scale)")
+    ax.set_ylabel(f"Multilingual mAP ({name})")
+    ax.set_title("Up and to the left is better: more quality for less time")
+    ax.legend(title="strategy", loc="best", framealpha=0.85)
+    note = "Small markers: single runs (one per seed). Large markers joined by lines: median per L, labelled L=…"
+    _add_footnote(fig, note + _failed_note(failed))
+    return fig
+
+
+def _failed_note(failed: pd.DataFrame) -> str:
+    if not len(failed):
+        return ""
+    counts = ", ".join(f"{status}: {n}" for status, n in failed["status"].value_counts().sort_index().items())
+    return f"\nNot shown: {len(failed)} unsuccessful run(s) ({counts}); listed in report.md."
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame) -> list[tuple[str, str, Callable]]:
+    """(file stem, title, builder) of every figure the table has data for, in reading order."""
+    styles, lookup = strategy_styles(runs["strategy"].dropna().unique()), fit_lookup(fits)
+
+    def has(*metrics: str) -> bool:
+        return bool(present_metrics(runs, metrics))
+
+    def curves(spec: CurveFigure) -> tuple[str, str, Callable]:
+        return spec.name, spec.title, lambda: curve_figure(spec, runs, failed, lookup, styles)
+
+    plan = [curves(f) for f in COST_FIGURES if has(*(p.column for p in f.panels))]
+    if has(*(m.column for m in metrics_where(figure="memory_breakdown"))):
+        at = next((i + 1 for i, entry in enumerate(plan) if entry[0] == "peak_tensor_memory"), len(plan))
+        plan.insert(at, ("memory_breakdown", "Peak tensor memory by component",
+                         lambda: memory_breakdown_figure(runs, failed, styles)))  # fmt: skip
+    for role in EVAL_ROLES:
+        spec = quality_figure(role)
+        if has(*(p.column for p in spec.panels)):
+            plan.append(curves(spec))
+        if has(f"eval_{role}_map_multi") and has("train_s", "wall_s"):
+            plan.append((f"cost_quality_{role}", f"Cost vs quality ({ROLE_NAMES[role]})",
+                         lambda r=role: cost_quality_figure(r, runs, failed, styles)))  # fmt: skip
+    return plan
+
+
+def write_fits(fits: pd.DataFrame, results_dir: Path) -> Path:
+    path = Path(results_dir) / FIT_FILE
+    write_table_atomic(pa.Table.from_pandas(fits, preserve_index=False), path)
+    return path
+
+
+def plot_results(results_dir: Path) -> list[Path]:
+    """Draw every supported figure of RESULTS_DIR as PNG and SVG; return the written figure paths.
+
+    Also writes RESULTS_DIR/scaling_fit.parquet. Returns [] when no run is usable (all failed).
+    """
+    results_dir = Path(results_dir)
+    table = load_results(results_dir)
+    runs, failed = usable_runs(table), failed_runs(table)
+    fits = scaling_fits(runs)
+    write_fits(fits, results_dir)
+    if runs.empty:
+        return []
+    out_dir = results_dir / PLOTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with matplotlib.rc_context(_STYLE):
+        for stem, _title, build in figure_plan(runs, failed, fits):
+            fig = build()
+            if fig is None:
+                continue
+            fig.savefig(out_dir / f"{stem}.png", dpi=150)
+            fig.set_layout_engine("none")  # keep the layout the PNG just computed; halves the SVG's cost
+            fig.savefig(out_dir / f"{stem}.svg")
+            written += [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    return written

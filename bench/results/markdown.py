@@ -1,0 +1,213 @@
+"""A Markdown report of one results directory: what ran, where, what it cost, how it scales, what failed.
+
+`write_report` (what `python -m bench.report` calls) writes RESULTS_DIR/report.md: configuration and
+environment summaries, one table per `reported` metric of the catalogue (rows: strategy, columns:
+number of languages L, cells: median over seeds with its min–max range), the fitted power-law
+exponents, the unsuccessful runs, and the figures embedded by relative links (drawn first if any is
+missing, or with `replot`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
+from bench.results.figures import PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles
+from bench.results.store import load_results
+from bench.results.schema import metrics_where
+
+REPORT_FILE = "report.md"
+CONFIG_FIELDS = [  # (column, label) summarised as the distinct values seen
+    ("strategy", "strategies"), ("n_languages", "language counts L"), ("seed", "seeds"), ("mode", "mode"),
+    ("model", "model"), ("model_params", "model parameters"), ("objective", "objective"), ("dataset", "dataset"),
+    ("budget", "budget"), ("steps", "steps"), ("batch_size", "batch size"), ("max_length", "max length"),
+    ("lr", "learning rate"), ("strategy_params", "strategy parameters"), ("launcher", "launcher"),
+]  # fmt: skip
+ENV_FIELDS = [
+    ("device_name", "device"), ("device_type", "device type"), ("n_devices", "devices"), ("cpu_model", "CPU"),
+    ("threads", "threads"), ("torch_version", "torch"), ("transformers_version", "transformers"),
+    ("python_version", "python"), ("mixed_precision", "mixed precision"), ("hostname", "host"),
+]  # fmt: skip
+FAILED_COLUMNS = ["run_id", "strategy", "n_languages", "seed", "status", "error_type", "error_message"]
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured Markdown table; cells are str()-ed, pipes escaped, newlines flattened."""
+
+    def cell(value) -> str:
+        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        return " ".join(text.split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(value: float) -> str:
+    """About three significant digits, never scientific notation for the magnitudes we report."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}" if size >= 0.01 or size == 0 else f"{value:.2g}"
+
+
+def _plain(value) -> str:
+    """A table value as text: blanks for missing, integers without the '.0' that nulls force on int columns."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _distinct(df: pd.DataFrame, column: str) -> str:
+    if column not in df or df[column].isna().all():
+        return ""
+    values = df[column].dropna().unique().tolist()
+    if column == "strategy":
+        return ", ".join(strategy_styles(values))
+    try:
+        values = sorted(values)
+    except TypeError:
+        pass
+    return ", ".join(_plain(v) for v in values)
+
+
+def summary_section(table: pd.DataFrame, runs: pd.DataFrame, failed: pd.DataFrame, results_dir: Path) -> str:
+    counts = table["status"].value_counts() if "status" in table else pd.Series(dtype=int)
+    head = (
+        f"# Scaling report: `{results_dir}`\n\n"
+        f"{len(table)} runs: {int(counts.get('ok', 0))} measured, {int(counts.get('predicted', 0))} predicted "
+        f"(memory only), {len(failed)} unsuccessful."
+    )
+    config = [[label, _distinct(runs if len(runs) else table, col)] for col, label in CONFIG_FIELDS]
+    env = [[label, _distinct(table, col)] for col, label in ENV_FIELDS]
+    env.append(["git commit", _git(table)])
+    return "\n\n".join([
+        head, "## Configuration", _key_value_table(["setting", "value(s)"], config),
+        "## Environment", _key_value_table(["item", "value(s)"], env),
+    ])  # fmt: skip
+
+
+def _key_value_table(header: list[str], rows: list[list[str]]) -> str:
+    rows = [row for row in rows if row[1]]
+    return markdown_table(header, rows) if rows else "Not recorded in these results."
+
+
+def _git(table: pd.DataFrame) -> str:
+    commits = _distinct(table, "git_commit")
+    dirty = "git_dirty" in table and table["git_dirty"].fillna(False).astype(bool).any()
+    return f"{commits} (uncommitted changes present)" if commits and dirty else commits
+
+
+def metric_table(runs: pd.DataFrame, column: str, kind: str, unit: str, order: list[str]) -> tuple[str, str]:
+    """(unit, Markdown table) of one metric: rows strategy (and source), columns L, median [min–max] cells."""
+    summary = seed_summary(runs, column)
+    divisor, unit = display_unit(kind, float(summary["max"].abs().max()), unit)
+    levels = sorted(summary["n_languages"].unique())
+    rows = []
+    for (strategy, source), part in by_strategy(summary, order):
+        by_l = part.set_index("n_languages")
+        label = strategy + (" (predicted)" if source == PREDICTED else "")
+        rows.append([label] + [_cell(by_l.loc[level], divisor) if level in by_l.index else "" for level in levels])
+    return unit, markdown_table(["strategy"] + [f"L={level}" for level in levels], rows)
+
+
+def _cell(stats: pd.Series, divisor: float) -> str:
+    median = fmt(stats["median"] / divisor)
+    if stats["n"] < 2:
+        return median
+    return f"{median} [{fmt(stats['min'] / divisor)}–{fmt(stats['max'] / divisor)}]"
+
+
+def metrics_section(runs: pd.DataFrame) -> str:
+    order = list(strategy_styles(runs["strategy"].dropna().unique()))
+    parts = ["## Results by strategy and number of languages",
+             "Cells: median over seeds [min–max over seeds]; a single number is a single run."]  # fmt: skip
+    for metric in metrics_where(reported=True):
+        if metric.column in present_metrics(runs, [metric.column]):
+            shown_unit, table = metric_table(runs, metric.column, metric.kind, metric.unit, order)
+            better = f", {metric.direction} is better"
+            parts += [f"### {metric.label}" + (f" ({shown_unit}{better})" if shown_unit else f" ({better[2:]})")
+                      + f" — `{metric.column}`", table]  # fmt: skip
+    return "\n\n".join(parts)
+
+
+def fits_section(fits: pd.DataFrame, order: list[str]) -> str:
+    """Exponents as a metric x strategy grid of 'k ± stderr [95% CI]'; the full table is scaling_fit.parquet."""
+    intro = (
+        "## Fitted scaling exponents\n\n"
+        "cost ≈ a · L^k, least squares on log(cost) vs log(L) over every run (all seeds). k = 1: linear growth "
+        "in L; k = 0: flat; negative: falls with L. Cells: k ± standard error [95% interval]; '–' means not "
+        "determined (fewer than two language counts, or no points to spare for an error). Prefactors a and "
+        "point counts are in `scaling_fit.parquet`."
+    )
+    if fits.empty:
+        return intro + "\n\nNo metric could be fitted."
+    pairs = sorted(set(zip(fits["strategy"], fits["source"])), key=lambda pair: (order.index(pair[0]), pair[1]))
+    cells = {(r.metric, r.strategy, r.source): _fit_cell(r) for r in fits.itertuples(index=False)}
+    rows = [[f"`{m}`"] + [cells.get((m, *pair), "") for pair in pairs] for m in dict.fromkeys(fits["metric"])]
+    header = ["metric"] + [s + (" (predicted)" if src == PREDICTED else "") for s, src in pairs]
+    note = f"Points per fit: {_distinct(fits, 'n_points')}. Distinct L: {_distinct(fits, 'n_languages_distinct')}."
+    return "\n\n".join([intro, markdown_table(header, rows), note])
+
+
+def _fit_cell(fit) -> str:
+    if not math.isfinite(fit.k):
+        return "–"
+    if not math.isfinite(fit.k_stderr):
+        return f"{fit.k:.3f}"
+    return f"{fit.k:.3f} ± {fit.k_stderr:.3f} [{fit.k_ci_low:.2f}, {fit.k_ci_high:.2f}]"
+
+
+def failed_section(failed: pd.DataFrame) -> str:
+    if failed.empty:
+        return "## Unsuccessful runs\n\nNone."
+    columns = [c for c in FAILED_COLUMNS if c in failed]
+    rows = [[_plain(value) for value in row] for row in failed[columns].itertuples(index=False)]
+    note = "These runs are excluded from every table, fit and figure above."
+    return f"## Unsuccessful runs ({len(failed)})\n\n{note}\n\n" + markdown_table(columns, rows)
+
+
+def plots_section(figures: list[tuple[str, str]]) -> str:
+    if not figures:
+        return "## Figures\n\nNo figures (no usable runs)."
+    parts = ["## Figures"] + [f"### {title}\n\n![{title}]({PLOTS_DIR}/{stem}.png)" for stem, title in figures]
+    return "\n\n".join(parts)
+
+
+def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str, str]]) -> str:
+    """The report's Markdown text for a results table; `figures` are (file stem, title) pairs, linked not drawn."""
+    runs, failed = usable_runs(table), failed_runs(table)
+    sections = [summary_section(table, runs, failed, results_dir)]
+    if len(runs):
+        order = list(strategy_styles(runs["strategy"].dropna().unique()))
+        sections += [metrics_section(runs), fits_section(scaling_fits(runs), order)]
+    sections += [failed_section(failed), plots_section(figures)]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_report(results_dir: Path, replot: bool = False) -> Path:
+    """Write RESULTS_DIR/report.md (drawing the figures first if any is missing or `replot`); return its path."""
+    results_dir = Path(results_dir)
+    table = load_results(results_dir)
+    runs, failed = usable_runs(table), failed_runs(table)
+    plan = figure_plan(runs, failed, scaling_fits(runs)) if len(runs) else []
+    if replot or any(not (results_dir / PLOTS_DIR / f"{stem}.png").is_file() for stem, _, _ in plan):
+        drawn = {p.stem for p in plot_results(results_dir)}
+        plan = [entry for entry in plan if entry[0] in drawn]
+    figures = [(stem, title) for stem, title, _ in plan]
+    path = results_dir / REPORT_FILE
+    tmp = path.with_name(f".{REPORT_FILE}.tmp")
+    tmp.write_text(build_report(table, results_dir, figures), encoding="utf-8")
+    tmp.replace(path)
+    return path

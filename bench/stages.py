@@ -1,0 +1,183 @@
+"""The stages of a run, in order: data -> tokenizer -> batch plan -> model -> objective -> probed step.
+
+Two scenarios run over these same stages: `bench.run` measures a real run and `bench.predict`
+replays its probed step on fake tensors. Each stage takes the typed `RunConfig` and returns plain
+objects; none of them launches, times or writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import torch
+from torch import nn
+
+from bench.config import RunConfig
+from bench.data.collate import Batch, SpecialIds, TokenizedPairs
+from bench.data.lareqa import LareqaDataset, load_lareqa, split_by_article
+from bench.data.pairs import TrainingPairs, texts_by_language, training_pairs
+from bench.data.synthetic import synthesize
+from bench.data.tokenizer import RunTokenizer, tokenizer_for_run, unknown_rates
+from bench.errors import BenchError, ConfigError
+from bench.evaluation.sets import EvalSet, eval_sets_for
+from bench.models.encoder import build_encoder
+from bench.results.schema import RunRecord
+from bench.strategies.sampling import PairRef
+from bench.training.loop import Collate
+
+RNG_SOURCE = ("seed drives every stream, each derived from (seed, purpose, epoch or step) by hashing: "
+              "torch.manual_seed(seed) (init), Random('groups/seed=s/epoch=e') (batches), "
+              "Random('hybrid-coin/seed=s') (hybrid), sha256('mask/seed=s/step=t') (masks)")  # fmt: skip
+
+
+def device_type(requested: str) -> str:
+    """`auto` means this machine's accelerator if it has one; a prediction may target cuda without one."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def resolve_device(requested: str) -> torch.device:
+    """The device a real run uses; cuda must exist."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BenchError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(device_type(requested))
+
+
+def describe(cfg: RunConfig, command: str | None) -> RunRecord:
+    """The row's configuration columns, filled before anything runs (so a failure still says what it was)."""
+    params = cfg.strategy.params()
+    return RunRecord(
+        run_id=cfg.run_id,
+        config_hash=cfg.config_hash(),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command,
+        strategy=cfg.strategy.name,
+        objective=cfg.strategy.objective,
+        strategy_params=json.dumps(params, sort_keys=True),
+        alpha=params.get("alpha"),
+        temperature=params.get("temperature"),
+        n_languages=len(cfg.languages),
+        languages=",".join(cfg.languages),
+        dataset=cfg.data.name,
+        seed=cfg.seed,
+        model=cfg.model.name,
+        tokenizer_policy=cfg.tokenizer.policy,
+        budget=cfg.train.budget,
+        steps=cfg.steps,
+        warmup_steps=cfg.train.warmup_steps,
+        batch_size=cfg.train.batch_size,
+        max_length=cfg.train.max_length,
+        lr=cfg.train.lr,
+        mode=cfg.mode,
+        threads=cfg.train.threads,
+        launcher=cfg.launcher.name,
+        concurrency=cfg.launcher.jobs,
+        mixed_precision=cfg.train.mixed_precision,
+        rng_source=RNG_SOURCE,
+    )
+
+
+@dataclass
+class Prepared:
+    """Everything built before training starts."""
+
+    train_split: LareqaDataset
+    pairs: TrainingPairs
+    tokenizer: RunTokenizer
+    tokenized: TokenizedPairs
+    special: SpecialIds
+
+
+def load_data(cfg: RunConfig) -> LareqaDataset:
+    full = load_lareqa(cfg.data.name, cfg.data.root, cfg.data.files)
+    if cfg.data.synthetic_languages is not None:
+        # Data seed fixed at 0: changing the run seed must not change the data (or its cached vocabulary).
+        full = synthesize(full, cfg.data.synthetic_languages, seed=0)
+    return full
+
+
+def prepare_data(cfg: RunConfig, profiler=None) -> Prepared:
+    """Training split, pairs, the run's tokenizer and every training text tokenised once."""
+    with _stage(profiler, "data"):
+        train_split, _ = split_by_article(load_data(cfg), cfg.data.heldout_fraction)
+        pairs = training_pairs(train_split, cfg.languages)
+    with _stage(profiler, "tokenizer"):
+        tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, texts_by_language(train_split), cfg.languages)
+        tokenized = TokenizedPairs.build(tokenizer, pairs.queries, pairs.passages, cfg.train.max_length)
+    vocab = max(cfg.model.vocab_size or 0, tokenizer.vocab_size)
+    return Prepared(train_split, pairs, tokenizer, tokenized, SpecialIds.of(tokenizer, vocab))
+
+
+def warm_vocabularies(configs: list[RunConfig]) -> None:
+    """Build each distinct vocabulary once, before runs start: parallel runs must not train their own."""
+    seen = set()
+    for cfg in configs:
+        key = (cfg.data, cfg.tokenizer, cfg.model.pretrained, cfg.languages if cfg.tokenizer.policy.startswith("selected") else None)
+        if key not in seen:
+            seen.add(key)
+            prepare_data(cfg)
+
+
+def load_eval_sets(cfg: RunConfig) -> list[EvalSet]:
+    if not cfg.eval.enabled:
+        return []
+    if cfg.data.synthetic_languages is not None:
+        raise ConfigError("data=synthetic has no evaluation set (its languages are not real); add eval=none")
+    return eval_sets_for(cfg.eval, cfg.data)
+
+
+def unk_fields(tokenizer: RunTokenizer, eval_sets: list[EvalSet]) -> dict:
+    """Unknown-token rate per evaluation language (questions and answers), over every eval set."""
+    texts: dict[str, list[str]] = {}
+    for eval_set in eval_sets:
+        for lang, data in eval_set.dataset.by_lang.items():
+            texts.setdefault(lang, []).extend([q.text for q in data.questions] + [data.answer_text(q) for q in data.questions])
+    rates = unknown_rates(tokenizer, texts)
+    return {"unk_rate_by_lang": json.dumps(rates, sort_keys=True), "unk_rate_max": max(rates.values()) if rates else None}
+
+
+def plan_batches(cfg: RunConfig, pairs: TrainingPairs) -> list[list[PairRef]]:
+    """The run's global batches, step by step, from the strategy's sampler."""
+    sampler = cfg.strategy.sampler(pairs.index, cfg.train.batch_size, cfg.seed)
+    return sampler.plan(cfg.steps)
+
+
+def build_objective(cfg: RunConfig, prepared: Prepared, load_weights: bool = True) -> nn.Module:
+    """The strategy's objective around the encoder; `load_weights=False` builds a pretrained
+    architecture without reading its weights (for fake tensors)."""
+    torch.manual_seed(cfg.seed)  # random init depends on the seed alone
+    encoder = build_encoder(cfg.model, prepared.tokenizer.vocab_size, load_weights)
+    return cfg.strategy.build_objective(encoder, cfg.model.pooling, cfg.train.gather_negatives)
+
+
+def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:
+    return cfg.strategy.collate(prepared.tokenized, prepared.special, cfg.seed)
+
+
+def choose_probed_step(cfg: RunConfig, plan: list[list[PairRef]], collate: Collate) -> int | None:
+    """The step whose memory is tracked: the batch the strategy says needs the most, never step 0
+    (no optimizer state yet), preferably after warm-up; ties go to the earliest step."""
+    after_warmup = list(range(max(1, cfg.train.warmup_steps), len(plan)))
+    candidates = after_warmup or list(range(1, len(plan)))
+    if not candidates:
+        return None
+    drivers = {step: cfg.strategy.memory_drivers(collate(step, plan[step])) for step in candidates}
+    return max(candidates, key=lambda step: (sum(drivers[step]), -step))
+
+
+def probed_batch(cfg: RunConfig, prepared: Prepared) -> tuple[int, Batch]:
+    """The step a run would track and that step's real collated batch (what `bench.predict` replays)."""
+    plan = plan_batches(cfg, prepared.pairs)
+    collate = make_collate(cfg, prepared)
+    step = choose_probed_step(cfg, plan, collate)
+    if step is None:
+        raise BenchError(f"nothing to predict: a run of {cfg.steps} step(s) tracks no step; raise train.steps or train.steps_per_language")
+    return step, collate(step, plan[step])
+
+
+def _stage(profiler, name: str):
+    return profiler.stage(name) if profiler is not None else contextlib.nullcontext()

@@ -1,0 +1,84 @@
+"""The strategy interface, and what the four contrastive strategies share.
+
+A strategy is a frozen dataclass whose fields are its parameters (the keys of its
+`conf/strategy/<name>.yaml` besides `name`); its methods build what a run needs from it:
+the batch sampler, the training objective, the collate function, the evaluation pooling, and
+what drives its memory (for the choice of the probed step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_contrastive
+from bench.errors import ConfigError
+from bench.strategies.sampling import BatchSampler, ParallelIndex
+from bench.training.loop import Collate
+from bench.training.objective import ContrastiveRetriever
+
+
+def step_seed(seed: int, purpose: str, step: int) -> int:
+    """A 63-bit seed for one step's randomness, independent across seeds, steps and purposes."""
+    digest = hashlib.sha256(f"{purpose}/seed={seed}/step={step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Base class. Subclasses set the class attributes and implement `sampler` and `build_objective`."""
+
+    name: ClassVar[str]
+    objective: ClassVar[str]  # "contrastive" or "mlm", recorded in every row
+    order: ClassVar[int]  # position in tables and plots
+    min_languages: ClassVar[int] = 1
+
+    def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
+        raise NotImplementedError
+
+    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool) -> nn.Module:
+        raise NotImplementedError
+
+    def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:
+        raise NotImplementedError
+
+    def evaluation_pooling(self, model_pooling: str) -> str:
+        """How sentence embeddings are pooled when the trained encoder is evaluated."""
+        return model_pooling
+
+    def memory_drivers(self, batch: Batch) -> tuple[int, ...]:
+        """What makes one batch of this strategy need more memory than another (larger is more).
+
+        By default the padded widths of the batch's tensors; the probed step is chosen among the
+        steps whose drivers no other step exceeds in every coordinate."""
+        return tuple(tensor.shape[-1] for tensor in batch.inputs.values() if tensor.dim() == 2)
+
+    def params(self) -> dict:
+        """The strategy's parameters, as configured (recorded in every row)."""
+        return asdict(self)
+
+    def check(self) -> None:
+        """Validate parameters; errors name the `strategy.<key>` to fix."""
+
+
+@dataclass(frozen=True)
+class ContrastiveStrategy(Strategy):
+    """InfoNCE over in-batch negatives; subclasses differ only in how batches are drawn."""
+
+    objective: ClassVar[str] = "contrastive"
+    temperature: float  # softmax temperature of the scores (cosines / temperature)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"strategy.temperature must be a positive number, got {self.temperature!r}")
+        self.check()
+
+    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool) -> nn.Module:
+        return ContrastiveRetriever(encoder, pooling, self.temperature, gather_negatives)
+
+    def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:
+        return lambda step, refs: collate_contrastive(refs, tokenized, special)

@@ -1,0 +1,1 @@
+"""Training pieces: objectives, the training loop, several devices per run."""

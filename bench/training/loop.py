@@ -1,0 +1,125 @@
+"""The training loop: a planned sequence of batches through `accelerate`, timed and memory-probed.
+
+The loop is deliberately plain (collate, forward, backward, step). `StepRoles` decides what is
+measured: warm-up steps run but are not timed; the one probed step (the largest planned batch)
+runs under the tensor memory tracker and the FLOP counter and is excluded from timing, so
+neither instrument perturbs the step-time statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from accelerate import Accelerator
+
+from bench.data.collate import Batch
+from bench.measure.flops import count_flops
+from bench.measure.memory import MemoryPeak, TensorMemoryTracker
+from bench.strategies.sampling import PairRef
+from bench.measure.timing import StepTimer, TimingSummary
+
+Collate = Callable[[int, list[PairRef]], Batch]
+
+
+@dataclass(frozen=True)
+class StepRoles:
+    """Which steps are timed and which one is probed for memory and FLOPs."""
+
+    warmup_steps: int
+    probed_step: int | None
+
+    def measured(self, step: int) -> bool:
+        return step >= self.warmup_steps and step != self.probed_step
+
+
+@dataclass
+class WorkCounter:
+    """Samples and tokens processed in the measured steps (the numerators of throughput)."""
+
+    samples: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+    def add(self, batch: Batch) -> None:
+        self.samples += batch.n_samples
+        self.padded_tokens += batch.padded_tokens
+        self.real_tokens += batch.real_tokens
+
+
+@dataclass
+class StepProbe:
+    """What the probed step measured: its tensor memory peak, FLOPs and padded tokens."""
+
+    step: int
+    memory: MemoryPeak | None
+    flops: int | None
+    padded_tokens: int
+
+
+@dataclass
+class TrainingOutcome:
+    timing: TimingSummary
+    work: WorkCounter
+    losses: list[float]
+    probe: StepProbe | None
+
+
+def train_step(objective, optimizer, accelerator: Accelerator, batch: Batch, timer: StepTimer) -> torch.Tensor:
+    with timer.phase("forward"), accelerator.autocast():
+        loss = objective(**batch.inputs)
+    with timer.phase("backward"):
+        accelerator.backward(loss)
+    with timer.phase("optimizer"):
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def probe_step(objective, optimizer, accelerator: Accelerator, batch: Batch, timer: StepTimer, memory: bool, flops: bool):
+    """One untimed step under the tensor tracker (and FLOP counter); returns (loss, peak, flops)."""
+    # The tracker hooks the torch optimizer itself, not accelerate's wrapper around it.
+    tracker = TensorMemoryTracker(objective, getattr(optimizer, "optimizer", optimizer)) if memory else None
+    result: dict[str, torch.Tensor] = {}
+
+    def step() -> None:
+        result["loss"] = train_step(objective, optimizer, accelerator, batch, timer)
+
+    with tracker if tracker is not None else contextlib.nullcontext():
+        n_flops = count_flops(step) if flops else step()
+    return result["loss"], (tracker.peak if tracker else None), n_flops
+
+
+def train(
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    plan: list[list[PairRef]],
+    collate: Collate,
+    accelerator: Accelerator,
+    roles: StepRoles,
+    track_memory: bool = True,
+    count_step_flops: bool = True,
+) -> TrainingOutcome:
+    """Run every planned step; return raw timing samples, work counts, losses and the probe."""
+    timer = StepTimer(accelerator.device)
+    work = WorkCounter()
+    losses: list[torch.Tensor] = []
+    probe = None
+    objective.train()
+    for step, refs in enumerate(plan):
+        measured = roles.measured(step)
+        with timer.step(measured=measured):
+            with timer.phase("data"):
+                batch = collate(step, refs).to(accelerator.device)
+            if step == roles.probed_step and (track_memory or count_step_flops):
+                loss, peak, flops = probe_step(objective, optimizer, accelerator, batch, timer, track_memory, count_step_flops)
+                probe = StepProbe(step, peak, flops, batch.padded_tokens)
+            else:
+                loss = train_step(objective, optimizer, accelerator, batch, timer)
+        losses.append(loss)  # kept on device: .item() here would sync the device every step
+        if measured:
+            work.add(batch)
+    curve = torch.stack(losses).float().cpu().tolist() if losses else []
+    return TrainingOutcome(timer.summary(), work, curve, probe)
