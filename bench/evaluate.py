@@ -1,16 +1,18 @@
-"""`python -m bench.evaluate`: retrieval quality of a saved encoder, or of the lexical baseline.
+"""`python -m bench.evaluate`: retrieval quality of a saved encoder, a pretrained model zero-shot, or the lexical baseline.
 
-    python -m bench.evaluate --lexical --dataset xquad-r --dataset mlqa-r --out results/lexical
-    python -m bench.evaluate --encoder DIR --seen-languages en,de --out results/eval/DIR
-    python -m bench.evaluate --lexical --dataset path/to/beir-dir
-    python -m bench.evaluate --lexical --dataset xquad-r-heldout --languages en,de,zh \\
-        --export-beir exports --export-settings multi,mono --run-depth 0
+    python -m bench.evaluate --encoder results/x/encoders/ID --out results/eval/ID
+    python -m bench.evaluate model=me5-small eval=full --out results/me5-small-zeroshot
+    python -m bench.evaluate --lexical eval.sets=[heldout,mlqa-r,all] --out results/lexical
+    python -m bench.evaluate --lexical --beir path/to/beir-dir
+    python -m bench.evaluate --lexical eval.languages=[en,de,zh] --export-beir exports --export-settings multi,mono
 
-LAReQA sets (xquad-r, xquad-r-heldout, xquad-r-train, mlqa-r) get the mono / cross / multi
-protocol of `bench.evaluation.retrieval`; a directory is read as a BEIR set (`bench.evaluation.beir`). `--out`
-writes summary.json (schema columns plus per-set averages) and per_setting.parquet;
-`--export-beir` writes each chosen setting as BEIR files plus a TREC run that trec_eval
-scores exactly as we do.
+Overrides are the run's (`data=`, `eval.*`, `model=`, `train.threads`), so an evaluation and a run
+evaluate the same sets by default: `eval.sets` of the run's data (and `eval.external` zero-shot sets)
+get the LAReQA mono / cross / multi protocol of `bench.evaluation.retrieval`; `--beir DIR` adds BEIR
+sets (`bench.evaluation.beir`). Without `--encoder` or `--lexical` the `model=` preset is evaluated
+zero-shot with its own tokenizer, pooling and prefixes (it must have pretrained weights). `--out`
+writes summary.json and per_setting.parquet; `--export-beir` writes each chosen setting as BEIR
+files plus a TREC run of the whole pool that trec_eval scores exactly as we do.
 """
 
 from __future__ import annotations
@@ -22,86 +24,65 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.evaluation.beir import evaluate_beir, export_lareqa, load_beir, write_beir, write_run
-from bench.errors import BenchError, DataError, exit_on_user_error
-from bench.eval_config import EVAL_SET_NAMES, EvalConfig
+from bench.config import RunConfig, plan_runs
+from bench.errors import BenchError, ConfigError, DataError, exit_on_user_error
+from bench.evaluation.beir import SETTINGS, evaluate_beir, export_lareqa, load_beir, write_beir, write_run
+from bench.evaluation.encode import TextEncoder
 from bench.evaluation.lexical import LexicalEncoder
+from bench.evaluation.retrieval import evaluate
+from bench.evaluation.sets import eval_sets_for
+from bench.results.schema import EVAL_SUMMARY_METRICS
 from bench.results.store import ensure_writable_dir
-from bench.evaluation.retrieval import evaluate, load_eval_set
-
-DEFAULT = EvalConfig()
+from bench.stages import zero_shot_encoder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.splitlines()[0])
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--encoder", type=Path, help="directory written by TextEncoder.save")
-    model.add_argument("--lexical", action="store_true", help="the hashed character n-gram baseline")
-    parser.add_argument("--dataset", action="append", help=f"{' | '.join(EVAL_SET_NAMES)} | BEIR directory "
-                        f"(repeatable; default {' '.join(DEFAULT.datasets)})")
-    parser.add_argument("--languages", help="comma-separated codes to evaluate (default: all of each set)")
+    parser.add_argument("overrides", nargs="*", help="overrides as for python -m bench.run (data=, eval.*, model=, train.threads)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--encoder", type=Path, help="directory written by a run with results.save_encoder=true")
+    source.add_argument("--lexical", action="store_true", help="the hashed character n-gram baseline (no training)")
+    parser.add_argument("--beir", type=Path, action="append", default=[], help="a BEIR directory to evaluate too (repeatable)")
     parser.add_argument("--seen-languages", default="", help="comma-separated training languages, marked in the table")
-    parser.add_argument("--heldout-fraction", type=float, default=0.25, help="must match the training run's data.heldout_fraction")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT.batch_size)
-    parser.add_argument("--max-length", type=int, help="override the encoder's max_length")
-    parser.add_argument("--query-chunk", type=int, default=DEFAULT.query_chunk)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, help="write summary.json and per_setting.parquet here")
     parser.add_argument("--export-beir", type=Path, help="write BEIR files and TREC runs here")
-    parser.add_argument("--export-settings", default="multi", help="comma-separated subset of multi,mono,cross")
-    parser.add_argument("--run-depth", type=int, default=1000, help="documents per query in the run file; 0 = the whole pool")
+    parser.add_argument("--export-settings", default="multi", help=f"comma-separated subset of {','.join(SETTINGS)}")
+    parser.add_argument("--run-depth", type=int, default=0, help="documents per query in TREC runs; 0 (default) = the whole pool")
     return parser.parse_args(argv)
 
 
-def split_codes(value: str | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(code.strip() for code in value.split(",") if code.strip())
-
-
-def build_encoder(args: argparse.Namespace):
-    if args.lexical:
-        if args.max_length is not None:
-            raise BenchError("--max-length applies to --encoder, not --lexical")
-        return LexicalEncoder()
-    from bench.evaluation.encode import TextEncoder  # imports transformers (seconds): only when a model is evaluated
-
-    encoder = TextEncoder.load(args.encoder)
-    return encoder.with_max_length(args.max_length) if args.max_length else encoder
+def split_codes(value: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in value.split(",") if code.strip())
 
 
 def check_args(args: argparse.Namespace) -> None:
-    for key in ("batch_size", "query_chunk"):
-        if getattr(args, key) < 1:
-            raise BenchError(f"--{key.replace('_', '-')} must be a positive integer, got {getattr(args, key)}")
-    if args.threads is not None and args.threads < 1:
-        raise BenchError(f"--threads must be a positive integer, got {args.threads}")
     if args.run_depth < 0:
         raise BenchError(f"--run-depth must be >= 0 (0: the whole pool), got {args.run_depth}")
-    kinds = split_codes(args.export_settings) or ()
-    if not kinds or any(k not in ("multi", "mono", "cross") for k in kinds):
-        raise BenchError(f"--export-settings must be a comma-separated subset of multi,mono,cross, got {args.export_settings!r}")
+    kinds = split_codes(args.export_settings)
+    if not kinds or any(k not in SETTINGS for k in kinds):
+        raise BenchError(f"--export-settings must be a comma-separated subset of {','.join(SETTINGS)}, got {args.export_settings!r}")
     if args.encoder is not None and not args.encoder.is_dir():
         raise DataError(f"encoder directory not found: {args.encoder}")
+    for directory in args.beir:
+        if not directory.is_dir():
+            raise DataError(f"BEIR directory not found: {directory}")
 
 
-def resolve_datasets(names: list[str]) -> tuple[list[str], list[Path]]:
-    """LAReQA set names and BEIR directories; anything else is a one-line error."""
-    lareqa, beir = [], []
-    for name in names:
-        if name in EVAL_SET_NAMES:
-            lareqa.append(name)
-        elif Path(name).is_dir():
-            beir.append(Path(name))
-        elif "/" in name or Path(name).suffix or Path(name).exists():
-            raise DataError(f"dataset path not found (or not a directory): {name}")
-        else:
-            raise BenchError(f"unknown dataset {name!r}; choose {', '.join(EVAL_SET_NAMES)} or a BEIR directory")
-    return lareqa, beir
+def build_encoder(args: argparse.Namespace, cfg: RunConfig):
+    if args.lexical:
+        return LexicalEncoder()
+    if args.encoder is not None:
+        encoder = TextEncoder.load(args.encoder)
+        return encoder.with_max_length(cfg.eval.max_length) if cfg.eval.max_length else encoder
+    if not cfg.model.pretrained:
+        raise ConfigError(f"model={cfg.model.name} has no pretrained weights to evaluate zero-shot; "
+                          "evaluate a trained encoder with --encoder DIR, or pick a pretrained model (model=me5-small)")
+    return zero_shot_encoder(cfg)
 
 
 def print_tables(summaries: dict[str, dict], beir_rows: list[dict]) -> None:
     if summaries:
-        table = pd.DataFrame(summaries).T[["map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi"]]
-        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print(pd.DataFrame(summaries).T[list(EVAL_SUMMARY_METRICS)].to_string(float_format=lambda v: f"{v:.4f}"))
     if beir_rows:
         print(pd.DataFrame(beir_rows).set_index("dataset").to_string(float_format=lambda v: f"{v:.4f}"))
 
@@ -110,41 +91,44 @@ def print_tables(summaries: dict[str, dict], beir_rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lareqa_names, beir_dirs = resolve_datasets(args.dataset or list(DEFAULT.datasets))
-    languages = split_codes(args.languages)
-    eval_sets = [load_eval_set(name, languages, args.heldout_fraction) for name in lareqa_names]
-    beir_sets = [load_beir(d) for d in beir_dirs]
+    (planned,) = plan_runs("config", args.overrides, sweep=False)
+    cfg = planned.config
+    torch.set_num_threads(cfg.train.threads)
+    if cfg.data.synthetic_languages is not None:
+        raise ConfigError("data=synthetic has no evaluation set (its languages are not real)")
+    eval_sets = eval_sets_for(cfg.eval, cfg.data) if cfg.eval.enabled else []
+    beir_sets = [load_beir(d) for d in args.beir]
     for directory in (args.out, args.export_beir):
         if directory is not None:
             ensure_writable_dir(directory)
-    encoder = build_encoder(args)
+    encoder = build_encoder(args, cfg)
     kinds = split_codes(args.export_settings)
 
     def export(eval_set, encoded) -> None:
         if args.export_beir is not None:
             export_lareqa(eval_set, encoded, args.export_beir, args.run_depth, kinds)
 
-    result = evaluate(encoder, eval_sets, split_codes(args.seen_languages) or (), args.batch_size, args.query_chunk,
-                      on_encoded=export) if eval_sets else None
+    result = evaluate(encoder, eval_sets, split_codes(args.seen_languages), cfg.eval.batch_size, cfg.eval.query_chunk,
+                      on_encoded=export) if eval_sets else None  # fmt: skip
     beir_rows = []
     for beir in beir_sets:
-        summary, per_query = evaluate_beir(encoder, beir, args.batch_size, args.query_chunk)
+        summary, _ = evaluate_beir(encoder, beir, cfg.eval.batch_size, cfg.eval.query_chunk)
         beir_rows.append(summary)
         if args.export_beir is not None:
             target = write_beir(beir, args.export_beir / beir.name)
-            write_run(target / "runs" / "bench.trec", beir, encoder.encode(list(beir.queries), args.batch_size),
-                      encoder.encode(list(beir.docs), args.batch_size), args.run_depth)
+            write_run(target / "runs" / "bench.trec", beir, encoder.encode(list(beir.queries), cfg.eval.batch_size, kind="query"),
+                      encoder.encode(list(beir.docs), cfg.eval.batch_size, kind="passage"), args.run_depth)  # fmt: skip
     print_tables(result.summaries if result else {}, beir_rows)
     if args.out is not None:
-        write_outputs(args, result, beir_rows)
+        write_outputs(args, cfg, result, beir_rows)
     return 0
 
 
-def write_outputs(args: argparse.Namespace, result, beir_rows: list[dict]) -> None:
+def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: list[dict]) -> None:
+    source = "lexical" if args.lexical else str(args.encoder) if args.encoder else f"model={cfg.model.name} (zero-shot)"
     payload = {
-        "encoder": "lexical" if args.lexical else str(args.encoder),
+        "encoder": source,
+        "command": "python -m bench.evaluate " + " ".join(args_line(args)),
         "summary": result.summary if result else None,
         "sets": result.summaries if result else {},
         "beir": beir_rows,
@@ -153,6 +137,13 @@ def write_outputs(args: argparse.Namespace, result, beir_rows: list[dict]) -> No
     if result is not None:
         result.table.to_parquet(args.out / "per_setting.parquet", index=False)
     print(f"wrote {args.out / 'summary.json'}")
+
+
+def args_line(args: argparse.Namespace) -> list[str]:
+    line = list(args.overrides)
+    line += ["--lexical"] if args.lexical else [f"--encoder {args.encoder}"] if args.encoder else []
+    line += [f"--beir {d}" for d in args.beir] + ([f"--out {args.out}"] if args.out else [])
+    return line
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from bench.data.synthetic import synthesize
 from bench.data.tokenizer import RunTokenizer, tokenizer_for_run, unknown_rates
 from bench.errors import BenchError, ConfigError
 from bench.evaluation.sets import EvalSet, eval_sets_for
-from bench.models.encoder import build_encoder
+from bench.evaluation.encode import TextEncoder
+from bench.models.encoder import build_encoder, check_vocabulary
 from bench.results.schema import RunRecord
 from bench.strategies.sampling import PairRef
 from bench.training.loop import Collate
@@ -151,7 +152,16 @@ def build_objective(cfg: RunConfig, prepared: Prepared, load_weights: bool = Tru
     architecture without reading its weights (for fake tensors)."""
     torch.manual_seed(cfg.seed)  # random init depends on the seed alone
     encoder = build_encoder(cfg.model, prepared.tokenizer.vocab_size, load_weights)
+    check_vocabulary(prepared.tokenizer.vocab_size, encoder.get_input_embeddings().num_embeddings, f"model={cfg.model.name}")
     return cfg.strategy.build_objective(encoder, cfg.model.pooling, cfg.train.gather_negatives)
+
+
+def zero_shot_encoder(cfg: RunConfig) -> TextEncoder:
+    """A pretrained model as it is, with its own tokenizer, pooling and prefixes (bench.evaluate)."""
+    tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, {}, cfg.languages)
+    encoder = build_encoder(cfg.model, tokenizer.vocab_size)
+    check_vocabulary(tokenizer.vocab_size, encoder.get_input_embeddings().num_embeddings, f"model={cfg.model.name}")
+    return TextEncoder(encoder, tokenizer, cfg.model.pooling, cfg.eval.max_length or cfg.train.max_length)
 
 
 def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.data import load_lareqa, split_by_article
+from bench.data.lareqa import load_lareqa, split_by_article
 
 XQUAD_LANGS = ("en", "de", "ru", "es", "zh", "vi", "ar", "tr", "el", "hi", "th")
 MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")

@@ -6,8 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.compose import plan_runs
-from bench.run import run_id
+from bench.config import plan_runs
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ def test_preset_trains_two_steps(tmp_path, model, strategy):
     proc = subprocess.run([sys.executable, "-m", "bench.run", *overrides], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (planned,) = plan_runs("config", overrides, sweep=False)
-    row = pd.read_parquet(tmp_path / "runs" / f"{run_id(planned.config)}.parquet").iloc[0]
+    row = pd.read_parquet(tmp_path / "runs" / f"{planned.config.run_id}.parquet").iloc[0]
     assert row["status"] == "ok" and len(row["loss_curve"]) == 2
     # fp32 parameters of the whole objective (the MLM head adds its transform) are resident at the peak
     assert row["peak_param_bytes"] >= row["model_params"] * 4

@@ -8,10 +8,12 @@ import random
 import pytest
 import pytrec_eval
 
-from bench.beir import BeirSet, evaluate_beir, export_lareqa, load_beir, write_beir, write_run
+from bench.evaluation.beir import BeirSet, evaluate_beir, export_lareqa, load_beir, write_beir, write_run
 from bench.errors import DataError
-from bench.lexical import LexicalEncoder, similarity
-from bench.retrieval import EvalSet, encode_set, load_eval_set, rank_set, setting_table
+from bench.evaluation.lexical import LexicalEncoder, similarity
+from bench.data.lareqa import load_lareqa
+from bench.evaluation.retrieval import encode_set, rank_set, setting_table
+from bench.evaluation.sets import EvalSet
 
 MEASURES = {"map", "ndcg_cut.10", "recall.1,10"}
 OURS_TO_TREC = {"ap": "map", "ndcg10": "ndcg_cut_10", "r1": "recall_1", "r10": "recall_10"}
@@ -39,8 +41,8 @@ def assert_agree(per_query, reference) -> None:
 @pytest.fixture(scope="module")
 def small_set() -> EvalSet:
     # Four languages, two scripts that share no n-gram with Latin: many exact ties at score 0.
-    full = load_eval_set("xquad-r", ("ar", "de", "en", "zh"))
-    return EvalSet("xquad-r-small", full.dataset.restrict_articles({0}, "small"))
+    full = load_lareqa("xquad-r", "data/lareqa/xquad-r", ("ar", "de", "en", "zh"))
+    return EvalSet("xquad-r-small", "all", full.restrict_articles({0}, "small"))
 
 
 @pytest.fixture(scope="module")

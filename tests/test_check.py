@@ -9,7 +9,7 @@ import pytest
 
 from bench import PROJECT_ROOT, check
 from bench.check import CheckConfig, Comparison, compare, load_baseline, measure
-from bench.compose import plan_runs
+from bench.config import plan_runs
 from bench.errors import BenchError
 
 BASELINE = PROJECT_ROOT / "results" / "baselines" / "memory-check.json"

@@ -1,15 +1,14 @@
 import torch
 
-from bench.collate import SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, mask_tokens, padded_volume
-from bench.objective import IGNORE_INDEX
-from bench.sampler import PairRef
-from bench.tokenizer import train_wordpiece
+from bench.data.collate import IGNORE_INDEX, SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, mask_tokens
+from bench.strategies.sampling import PairRef
+from bench.data.tokenizer import RunTokenizer, train_wordpiece
 
 TEXTS = ["the cat sat on the mat", "a dog ran far away", "der Hund lief weit weg", "die Katze sass auf der Matte"]
 
 
 def _setup(max_length=16):
-    tokenizer = train_wordpiece(TEXTS * 5, 120, 1)
+    tokenizer = RunTokenizer(train_wordpiece(TEXTS * 5, 120, 1), "test")
     queries = {(0, "en"): TEXTS[0], (1, "en"): TEXTS[1], (0, "de"): TEXTS[3], (1, "de"): TEXTS[2]}
     passages = {k: v + " indeed" for k, v in queries.items()}
     return tokenizer, TokenizedPairs.build(tokenizer, queries, passages, max_length), SpecialIds.of(tokenizer)
@@ -22,13 +21,13 @@ def test_contrastive_batch_pads_to_the_longest_text_and_counts_work():
     q_lens = [len(pairs.queries[(0, "en")]), len(pairs.queries[(1, "de")])]
     assert batch.inputs["query_ids"].shape == (2, max(q_lens))
     assert batch.inputs["query_mask"].sum().item() == sum(q_lens)
-    assert batch.padded_tokens == padded_volume(refs, pairs, mlm=False)
+    assert batch.padded_tokens == batch.inputs["query_ids"].numel() + batch.inputs["passage_ids"].numel()
     assert batch.real_tokens <= batch.padded_tokens and batch.n_samples == 2
 
 
 def test_truncation_keeps_the_closing_separator():
     tokenizer, pairs, ids = _setup(max_length=4)
-    sep = tokenizer.token_to_id("[SEP]")
+    sep = tokenizer.backend.token_to_id("[SEP]")
     assert all(len(v) <= 4 and v[-1] == sep for v in pairs.passages.values())
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bench.compose import expand_sweep, plan_runs
+from bench.config.compose import expand_sweep, plan_runs
 from bench.errors import ConfigError
 
 

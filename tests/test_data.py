@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench.data import answer_sentence, heldout_articles, load_lareqa, parse_language, read_squad_file
+from bench.data.lareqa import answer_sentence, heldout_articles, load_lareqa, parse_language, read_squad_file
 from bench.errors import DataError
 
 

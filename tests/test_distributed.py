@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.compose import plan_runs
-from bench.distributed import shard_batch
+from bench.config import plan_runs
+from bench.training.distributed import shard_batch
 from bench.errors import ConfigError
-from bench.profiler import RunProfiler
-from bench.run import plan_batches, prepare_data, run_id
-from bench.sampler import PairRef
+from bench.measure.profiler import RunProfiler
+from bench.stages import plan_batches, prepare_data
+from bench.strategies.sampling import PairRef
 
 
 def test_shards_are_contiguous_and_their_union_is_the_batch():
@@ -33,7 +33,7 @@ def test_two_process_gloo_run_splits_the_single_process_batches(tmp_path):
 
     (planned,) = plan_runs("config", overrides, sweep=False)
     cfg = planned.config
-    rid = run_id(cfg)
+    rid = cfg.run_id
     ranks = [json.loads((tmp_path / "batches" / f"{rid}-rank{r}.json").read_text()) for r in range(2)]
     prepared = prepare_data(cfg, RunProfiler(torch.device("cpu")))
     single = plan_batches(cfg, prepared.pairs)

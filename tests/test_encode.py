@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertModel
 
-from bench.encode import TextEncoder
+from bench.evaluation.encode import TextEncoder
 from bench.errors import DataError
 
 TEXTS = [

@@ -1,4 +1,4 @@
-"""Tests of bench.energy with a fake powercap sysfs tree and a fake pynvml module."""
+"""Tests of bench.measure.energy with a fake powercap sysfs tree and a fake pynvml module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.energy import EnergyMeter, rapl_package_zones
+from bench.measure.energy import EnergyMeter, rapl_package_zones
 
 
 def make_zone(root: Path, name: str, label: str, energy_uj: int, max_uj: int = 1_000_000) -> Path:

@@ -1,4 +1,4 @@
-"""Tests for bench.fit: power-law fits recover known exponents and degrade to NaN, never to a crash."""
+"""Tests for bench.results.fit: power-law fits recover known exponents and degrade to NaN, never to a crash."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.fit import (
+from bench.results.fit import (
     FIT_COLUMNS, MEASURED, PREDICTED, add_derived_metrics, failed_runs, fit_power_law, scaling_fits, seed_summary,
     t_quantile_975, usable_runs,
 )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Tests of bench.flops: counted FLOPs of a known layer, the peak table, and when MFU is None."""
+"""Tests of bench.measure.flops: counted FLOPs of a known layer, the peak table, and when MFU is None."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from bench.flops import PEAK_TABLE, achieved_tflops_per_s, count_flops, device_peak, matmul_precision, mfu, peak_tflops
+from bench.measure.flops import PEAK_TABLE, achieved_tflops_per_s, count_flops, device_peak, matmul_precision, mfu, peak_tflops
 
 
 def linear_step(m: int = 8, k: int = 16, n: int = 4) -> None:

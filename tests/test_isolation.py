@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.model import ModelConfig, build_encoder
+from bench.models.encoder import ModelConfig, build_encoder
 
 pytestmark = pytest.mark.slow
 

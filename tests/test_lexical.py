@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from bench.lexical import LexicalEncoder, row_slice, similarity
+from bench.evaluation.lexical import LexicalEncoder, row_slice, similarity
 
 TEXTS = ["Hello world", "hello, world!", "A completely different sentence", "", "Привет мир", "世界你好"]
 
@@ -43,7 +43,7 @@ def test_sublinear_tf_by_hand():
 
 
 def test_deterministic_across_processes_and_hash_seeds():
-    code = ("from bench.lexical import LexicalEncoder; x = LexicalEncoder().encode(['Hello world', 'Привет мир']);"
+    code = ("from bench.evaluation.lexical import LexicalEncoder; x = LexicalEncoder().encode(['Hello world', 'Привет мир']);"
             "print(x.indices().tolist(), x.values().tolist())")
     outputs = set()
     for seed in ("1", "2"):

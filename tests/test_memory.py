@@ -1,4 +1,4 @@
-"""Tests of bench.memory: the tensor-level tracker on tiny BERT steps, and the host/CUDA readers faked at the boundary."""
+"""Tests of bench.measure.memory: the tensor-level tracker on tiny BERT steps, and the host/CUDA readers faked at the boundary."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn import functional as F
 from transformers import BertConfig, BertModel
 
-from bench import memory
-from bench.memory import MemoryPeak, TensorMemoryTracker
+from bench.measure import memory
+from bench.measure.memory import MemoryPeak, TensorMemoryTracker
 
 
 @pytest.fixture(autouse=True)

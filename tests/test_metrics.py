@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import (
+from bench.evaluation.metrics import (
     GROUP_COLUMNS, PoolLayout, count_by_group, rank_arranged, rank_relevant, ranking_metrics, relevant_ranks, sort_keys,
 )
 

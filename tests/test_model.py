@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from bench.compose import plan_runs
+from bench.config import plan_runs
 from bench.errors import ConfigError
-from bench.model import ModelConfig, build_encoder, count_parameters, pool
+from bench.models.encoder import ModelConfig, build_encoder, count_parameters, pool
 
 # Published sizes in millions, as the model cards and papers state them (with BERT's pooler,
 # which our encoders omit because pooling is ours): mBERT 178M, XLM-R base 278M, LaBSE 471M.

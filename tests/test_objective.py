@@ -3,8 +3,8 @@ import math
 import torch
 from transformers import BertConfig, BertModel
 
-from bench.memory import TensorMemoryTracker
-from bench.objective import IGNORE_INDEX, ContrastiveRetriever, MaskedLanguageModel, info_nce
+from bench.measure.memory import TensorMemoryTracker
+from bench.training.objective import IGNORE_INDEX, ContrastiveRetriever, MaskedLanguageModel, info_nce
 
 
 def test_info_nce_matches_a_hand_computed_case():

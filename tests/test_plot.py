@@ -17,8 +17,8 @@ import pytest
 
 from bench import PROJECT_ROOT
 from bench.plot import FIT_FILE, PLOTS_DIR, display_unit, main, plot_results, strategy_styles
-from bench.results_io import RESULTS_FILE, write_table_atomic
-from bench.schema import RunRecord, records_to_table
+from bench.results.store import RESULTS_FILE, write_table_atomic
+from bench.results.schema import RunRecord, records_to_table
 
 STRATEGIES = {  # strategy: (exponent of per-example time in L, exponent of activation memory in L, mAP at L=2)
     "monolingual": (0.05, 0.0, 0.42),

@@ -12,10 +12,10 @@ from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench import predict
-from bench.compose import plan_runs
+from bench.config import plan_runs
 from bench.predict import CudaKernels, GiB, parse_bytes, predict_memory
 from bench.run import run_and_record
-from bench.schema import RunRecord
+from bench.results.schema import RunRecord
 
 # Few steps of a small batch: the real run takes seconds, and still tracks step 2 or 3 after warm-up.
 QUICK = ["eval=none", "device=cpu", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1", "train.batch_size=16",

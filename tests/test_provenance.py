@@ -1,4 +1,4 @@
-"""Tests of bench.provenance: git state in throwaway repositories, CPU model parsing, no failures."""
+"""Tests of bench.measure.provenance: git state in throwaway repositories, CPU model parsing, no failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from bench import provenance
-from bench.provenance import Provenance, collect_provenance, cpu_model
-from bench.schema import RunRecord
+from bench.measure import provenance
+from bench.measure.provenance import Provenance, collect_provenance, cpu_model
+from bench.results.schema import RunRecord
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 

@@ -3,8 +3,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.errors import BenchError
-from bench.results_io import consolidate, ensure_writable_dir, load_results, read_runs, write_run, write_table_atomic
-from bench.schema import SCHEMA_VERSION, RunRecord, arrow_schema, records_to_table, table_to_records
+from bench.results.store import consolidate, ensure_writable_dir, load_results, read_runs, write_run, write_table_atomic
+from bench.results.schema import SCHEMA_VERSION, RunRecord, arrow_schema, records_to_table, table_to_records
 
 
 def _record(run_id="r1", **values):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import zlib
 
 import pytest
 import torch
 
-from bench.data import Candidate, LanguageData, LareqaDataset, Question
+from bench.data.lareqa import Candidate, LanguageData, LareqaDataset, Question
 from bench.errors import BenchError
-from bench.retrieval import EvalSet, encode_set, evaluate, load_eval_set, rank_set, setting_table, summarize
-from bench.schema import RunRecord
+from bench.config import plan_runs
+from bench.evaluation.retrieval import by_language, encode_set, evaluate, rank_set, setting_table, summarize
+from bench.evaluation.sets import EvalSet, eval_sets_for
+from bench.results.schema import RunRecord
 
 
 class HashEncoder:
@@ -21,7 +24,7 @@ class HashEncoder:
         self.dim = dim
         self.calls: list[int] = []
 
-    def encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+    def encode(self, texts: list[str], batch_size: int, kind: str = "passage") -> torch.Tensor:
         self.calls.append(len(texts))
         h = torch.tensor([zlib.crc32(t.encode()) for t in texts], dtype=torch.long).unsqueeze(1)
         h = h * 2654435761 + torch.arange(self.dim) * 40503  # int64 wraps: still deterministic
@@ -35,7 +38,7 @@ class TableEncoder:
     def __init__(self, table: dict[str, list[float]]) -> None:
         self.table = table
 
-    def encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+    def encode(self, texts: list[str], batch_size: int, kind: str = "passage") -> torch.Tensor:
         return torch.tensor([self.table[t] for t in texts])
 
 
@@ -50,7 +53,7 @@ def toy_set() -> tuple[EvalSet, TableEncoder]:
     }
     table = {t: [float(i == j) for j in range(5)] for i, t in enumerate(cands["xx"] + cands["yy"])}
     table |= {"q1": [0.1, 0.5, 0.3, 0.2, 0.4], "q2": [0.0, 0.9, 0.0, 0.95, 0.0], "p1": [0.7, 0.0, 0.0, 0.7, 0.1]}
-    return EvalSet("toy", LareqaDataset("toy", by_lang, ("article",))), TableEncoder(table)
+    return EvalSet("toy", "heldout", LareqaDataset("toy", by_lang, ("article",))), TableEncoder(table)
 
 
 def test_toy_set_by_hand():
@@ -82,7 +85,7 @@ def pd_isnull(value) -> bool:
 def test_xquad_counts_and_each_text_encoded_once(xquad_split):
     _, heldout = xquad_split
     encoder = HashEncoder()
-    result = evaluate(encoder, [EvalSet("xquad-r-heldout", heldout)], seen_languages=("en", "de"))
+    result = evaluate(encoder, [EvalSet("xquad-r:heldout", "heldout", heldout)], seen_languages=("en", "de"))
     table = result.table
     counts = table.groupby("setting").size().to_dict()
     assert counts == {"mono": 11, "cross": 110, "multi": 11}
@@ -92,11 +95,11 @@ def test_xquad_counts_and_each_text_encoded_once(xquad_split):
     cross = table[table.setting == "cross"]
     assert (cross.n == cross.query_lang.map(per_lang)).all()
     assert encoder.calls == [heldout.n_questions(), heldout.n_candidates()]
-    assert 0.0 < result.summary["eval_xquad_r_map_mono"] < 1.0
+    assert 0.0 < result.summary["eval_heldout_map_mono"] < 1.0
 
 
 def test_mlqa_pairs_drop_queries_without_a_parallel(mlqa):
-    result = evaluate(HashEncoder(8), [EvalSet("mlqa-r", mlqa)])
+    result = evaluate(HashEncoder(8), [EvalSet("mlqa-r", "zeroshot", mlqa)])
     table = result.table
     assert table.groupby("setting").size().to_dict() == {"mono": 7, "cross": 42, "multi": 7}
     groups = {lang: {q.group_id for q in d.questions} for lang, d in mlqa.by_lang.items()}
@@ -106,13 +109,14 @@ def test_mlqa_pairs_drop_queries_without_a_parallel(mlqa):
     assert (cross.n < cross.query_lang.map(lambda x: len(groups[x]))).any()
     multi = table[table.setting == "multi"]
     assert multi.n.sum() == mlqa.n_questions()
-    assert result.summary["eval_mlqa_r_map_multi"] is not None and result.summary["eval_xquad_r_map_multi"] is None
+    assert result.summary["eval_zeroshot_map_multi"] is not None and result.summary["eval_heldout_map_multi"] is None
+    assert result.summary["eval_zeroshot_set"] == "mlqa-r"
 
 
 def test_summary_keys_are_the_schema_columns_and_seen_marks(xquad_split):
     _, heldout = xquad_split
     small = heldout.restrict_articles({min(q.article for q in heldout.by_lang["en"].questions)}, "one")
-    result = evaluate(HashEncoder(), [EvalSet("xquad-r-heldout", small)], seen_languages=("en", "de", "xx"))
+    result = evaluate(HashEncoder(), [EvalSet("xquad-r:heldout", "heldout", small)], seen_languages=("en", "de", "xx"))
     schema_eval = {f.name for f in dataclasses.fields(RunRecord) if f.name.startswith("eval_")}
     assert set(result.summary) == schema_eval
     RunRecord(run_id="r", config_hash="c").update(**result.summary)
@@ -131,14 +135,34 @@ def test_macro_averages_over_settings_not_queries(mlqa):
     assert summary["map_cross"] != pytest.approx((cross["map"] * cross.n).sum() / cross.n.sum())
 
 
-def test_load_eval_set_languages():
-    mlqa = load_eval_set("mlqa-r", ("en", "th", "de"))  # th is XQuAD-only: skipped for MLQA-R
-    assert mlqa.dataset.languages == ("de", "en")
-    assert mlqa.summary_key == "mlqa_r"
-    with pytest.raises(BenchError, match="unknown language"):
-        load_eval_set("xquad-r-heldout", ("en", "xx"))
-    with pytest.raises(BenchError, match="unknown evaluation set"):
-        load_eval_set("mlqa-r-heldout")
-    train, heldout = load_eval_set("xquad-r-train", ("en",)), load_eval_set("xquad-r-heldout", ("en",))
-    assert train.summary_key is None and heldout.summary_key == "xquad_r"
-    assert train.dataset.n_questions() + heldout.dataset.n_questions() == 1190
+def eval_sets(*overrides: str) -> list[EvalSet]:
+    (planned,) = plan_runs("config", list(overrides), sweep=False)
+    return eval_sets_for(planned.config.eval, planned.config.data)
+
+
+def test_eval_sets_come_from_the_data_and_eval_config():
+    by_name = {s.name: s for s in eval_sets("eval=full", "eval.languages=[en,th,de]")}
+    assert list(by_name) == ["xquad-r:heldout", "mlqa-r", "xquad-r:train"]
+    assert by_name["mlqa-r"].dataset.languages == ("de", "en")  # th is XQuAD-only: skipped for MLQA-R
+    assert by_name["mlqa-r"].summary_key == "zeroshot" and by_name["xquad-r:heldout"].summary_key == "heldout"
+    assert by_name["xquad-r:train"].summary_key is None
+    assert by_name["xquad-r:heldout"].dataset.languages == ("en", "de", "th")  # the data's order
+    en_only = {s.role: s for s in eval_sets("eval.sets=[heldout,train]", "eval.languages=[en]")}
+    assert en_only["train"].dataset.n_questions() + en_only["heldout"].dataset.n_questions() == 1190
+    with pytest.raises(BenchError, match=r"eval\.languages: unknown code\(s\) xx"):
+        eval_sets("eval.languages=[en,xx]")
+    with pytest.raises(BenchError, match=r"eval\.sets: unknown 'squad'"):
+        eval_sets("eval.sets=[squad]")
+
+
+def test_per_language_summary_of_the_heldout_set(xquad_split):
+    _, heldout = xquad_split
+    small = heldout.restrict_articles({min(q.article for q in heldout.by_lang["en"].questions)}, "one")
+    result = evaluate(HashEncoder(), [EvalSet("xquad-r:heldout", "heldout", small)])
+    per_lang = json.loads(result.summary["eval_heldout_by_lang"])
+    assert set(per_lang) == set(small.languages)
+    t = result.table
+    en = t[(t.query_lang == "en")]
+    assert per_lang["en"]["map_mono"] == pytest.approx(en[en.setting == "mono"]["map"].item(), abs=1e-6)
+    assert per_lang["en"]["map_cross_from"] == pytest.approx(en[en.setting == "cross"]["map"].mean(), abs=1e-6)
+    assert per_lang == by_language(t)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.results_io import RUNS_DIR, consolidate, read_runs
-from bench.schema import arrow_schema
+from bench.results.store import RUNS_DIR, consolidate, read_runs
+from bench.results.schema import arrow_schema
 
 pytestmark = pytest.mark.slow
 

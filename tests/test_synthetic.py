@@ -1,4 +1,4 @@
-"""Tests for bench.synthetic: parallel structure copied exactly, determinism, distinct scripts and
+"""Tests for bench.data.synthetic: parallel structure copied exactly, determinism, distinct scripts and
 lengths, tokenizer-visible word boundaries, and vocabulary pressure comparable to real languages."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import unicodedata
 import pytest
 from tokenizers import normalizers, pre_tokenizers
 
-from bench.data import split_by_article
-from bench import synthetic
+from bench.data.lareqa import split_by_article
+from bench.data import synthetic
 from bench.errors import ConfigError
-from bench.pairs import texts_by_language
-from bench.synthetic import LENGTH_FACTOR_RANGE, language_plan, synthesize, synthetic_language_codes
-from bench.tokenizer import train_wordpiece, unknown_token_rate
+from bench.data.pairs import texts_by_language
+from bench.data.synthetic import LENGTH_FACTOR_RANGE, language_plan, synthesize, synthetic_language_codes
+from bench.data.tokenizer import train_wordpiece, unknown_token_rate
 
 N = 22  # two rounds over the 11 real languages
 

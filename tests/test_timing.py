@@ -1,4 +1,4 @@
-"""Tests of bench.timing: what the step timer records, the derived statistics, and throughput arithmetic."""
+"""Tests of bench.measure.timing: what the step timer records, the derived statistics, and throughput arithmetic."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import warnings
 import pytest
 import torch
 
-from bench import timing
-from bench.schema import RunRecord
-from bench.timing import StepTimer, Throughput, TimingSummary, percentile, throughput
+from bench.measure import timing
+from bench.results.schema import RunRecord
+from bench.measure.timing import StepTimer, Throughput, TimingSummary, percentile, throughput
 
 
 def test_throughput_is_total_work_over_total_time():

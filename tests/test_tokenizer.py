@@ -1,5 +1,5 @@
-from bench.pairs import texts_by_language
-from bench.tokenizer import TokenizerConfig, cached_wordpiece, content_key, tokenizer_for_run, unknown_rates
+from bench.data.pairs import texts_by_language
+from bench.data.tokenizer import TokenizerConfig, cached_wordpiece, content_key, tokenizer_for_run, unknown_rates
 
 
 def test_shared_vocabulary_covers_every_language(xquad_split, tmp_path):

@@ -6,7 +6,7 @@ pool), encoding included, with the `tiny` preset: a random-init BertModel (hidde
 2 layers, 2 heads, intermediate 512, vocabulary 16,000) truncating at 128 tokens. Weights
 do not change the cost, so random init measures what a trained model would. Setup (data,
 a 16k WordPiece vocabulary trained on XQuAD-R and cached, the model) is not timed; each
-repeat times `bench.retrieval.evaluate` end to end, and the encode / rank split is timed
+repeat times `bench.evaluation.retrieval.evaluate` end to end, and the encode / rank split is timed
 separately once. The load average is printed: the machine may be shared, and a busy
 neighbour inflates every figure.
 
@@ -28,11 +28,11 @@ from transformers import BertConfig, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
 
-from bench.encode import TextEncoder  # noqa: E402
-from bench.lexical import LexicalEncoder  # noqa: E402
-from bench.memory import peak_rss_bytes, reset_peak_rss  # noqa: E402
-from bench.retrieval import encode_set, evaluate, load_eval_set, rank_set  # noqa: E402
-from bench.tokenizer import cached_wordpiece  # noqa: E402
+from bench.evaluation.encode import TextEncoder  # noqa: E402
+from bench.evaluation.lexical import LexicalEncoder  # noqa: E402
+from bench.measure.memory import peak_rss_bytes, reset_peak_rss  # noqa: E402
+from bench.evaluation.retrieval import encode_set, evaluate, load_eval_set, rank_set  # noqa: E402
+from bench.data.tokenizer import cached_wordpiece  # noqa: E402
 
 TARGET_S = 15.0
 TARGET_RSS_BYTES = 4 * 2**30

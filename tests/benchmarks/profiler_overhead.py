@@ -27,8 +27,8 @@ from transformers import BertConfig, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
 
-from bench.memory import TensorMemoryTracker
-from bench.timing import PHASES, StepTimer
+from bench.measure.memory import TensorMemoryTracker
+from bench.measure.timing import PHASES, StepTimer
 
 
 class DualEncoder(torch.nn.Module):

@@ -1,4 +1,5 @@
-"""Tests for bench.sampler: batch invariants, exact hybrid limits, determinism, and frequencies.
+"""Tests for bench.strategies: the registry, batch invariants, exact hybrid limits, determinism,
+independent seeds, and frequencies.
 
 Statistical tests use fixed seeds and tolerances of several binomial standard deviations, so they
 are deterministic and still fail if a policy draws with the wrong probabilities.
@@ -6,6 +7,7 @@ are deterministic and still fail if a policy draws with the wrong probabilities.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -14,18 +16,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import PROJECT_ROOT
+from bench.config import plan_runs
 from bench.errors import ConfigError
-from bench.sampler import (
-    STRATEGIES,
-    BatchStats,
-    CrossLingualBatchSampler,
-    HybridBatchSampler,
-    MaskedLMBatchSampler,
-    MonolingualBatchSampler,
-    PairRef,
-    ParallelIndex,
-    build_batch_sampler,
-)
+from bench.strategies import strategy_class, strategy_names
+from bench.strategies.crosslingual import CrossLingualBatchSampler
+from bench.strategies.hybrid import HybridBatchSampler
+from bench.strategies.mbert import MaskedLMBatchSampler
+from bench.strategies.monolingual import MonolingualBatchSampler
+from bench.strategies.sampling import BatchStats, PairRef, ParallelIndex
+
+STRATEGIES = strategy_names()  # every registered strategy, the fifth included
+KNOWN = ("monolingual", "crosslingual", "hybrid", "mbert")  # the ones whose feasibility is worked out below
 
 LANGS = ("en", "de", "ar", "th")
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,10 +53,16 @@ def indexes(draw, min_langs: int = 1) -> ParallelIndex:
     return ParallelIndex(tuple(f"q{i}" for i in range(n_groups)), languages, tuple(map(frozenset, group_langs)))
 
 
+@functools.lru_cache(maxsize=None)
+def configured(name: str):
+    """The strategy as conf/strategy/<name>.yaml configures it."""
+    (planned,) = plan_runs("config", [f"strategy={name}", "languages=2"], sweep=False)
+    return planned.config.strategy
+
+
 def build(strategy: str, index: ParallelIndex, batch_size: int, seed: int = 0, alpha: float | None = None):
-    if strategy == "hybrid" and alpha is None:
-        alpha = 0.5
-    return build_batch_sampler(strategy, index, batch_size, seed, alpha=alpha)
+    params = configured(strategy).params() | ({"alpha": alpha} if alpha is not None else {})
+    return strategy_class(strategy)(**params).sampler(index, batch_size, seed)
 
 
 def feasible(strategy: str, index: ParallelIndex, batch_size: int, alpha: float = 0.5) -> bool:
@@ -68,7 +76,7 @@ def feasible(strategy: str, index: ParallelIndex, batch_size: int, alpha: float 
         "crosslingual": cross_ok,
         "hybrid": (alpha == 0 or mono_ok) and (alpha == 1 or cross_ok),
         "mbert": len(index.groups) >= batch_size,
-    }[strategy]
+    }.get(strategy)  # None: a strategy this file does not know (its own tests say when it is feasible)
 
 
 def check_batches(batches, index: ParallelIndex, batch_size: int, strategy: str) -> None:
@@ -85,7 +93,7 @@ def check_batches(batches, index: ParallelIndex, batch_size: int, strategy: str)
             assert not any(same)
         elif strategy == "mbert":
             assert all(same)
-        else:  # hybrid: each batch is wholly one kind or the other
+        elif strategy == "hybrid":  # each batch is wholly one kind or the other
             assert (len(langs) == 1 and all(same)) or not any(same)
 
 
@@ -95,11 +103,16 @@ def check_batches(batches, index: ParallelIndex, batch_size: int, strategy: str)
 @FAST
 @given(index=indexes(), strategy=st.sampled_from(STRATEGIES), batch_size=st.integers(1, 8), seed=st.integers(0, 99))
 def test_batches_are_full_distinct_and_use_only_available_languages(index, strategy, batch_size, seed):
-    if not feasible(strategy, index, batch_size):
+    can = feasible(strategy, index, batch_size)
+    if can is False:
         with pytest.raises(ValueError):
             build(strategy, index, batch_size, seed)
         return
-    sampler = build(strategy, index, batch_size, seed)
+    try:
+        sampler = build(strategy, index, batch_size, seed)
+    except ConfigError:
+        assert can is None, "a feasible configuration was refused"
+        return
     batches = sampler.plan(15)  # small indexes: spans several epochs
     assert len(batches) == 15
     check_batches(batches, index, batch_size, strategy)
@@ -133,10 +146,9 @@ def test_hybrid_monolingual_fraction_is_alpha(alpha):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_reiterating_gives_the_same_batches(strategy):
+def test_planning_twice_gives_the_same_batches(strategy):
     sampler = build(strategy, full_index(12), 4, seed=7)
-    first = list(itertools.islice(sampler, 20))
-    assert list(itertools.islice(sampler, 20)) == first
+    first = sampler.plan(20)
     assert sampler.plan(20) == first
     assert build(strategy, full_index(12), 4, seed=7).plan(20) == first
 
@@ -144,13 +156,6 @@ def test_reiterating_gives_the_same_batches(strategy):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_different_seeds_give_different_batches(strategy):
     assert build(strategy, full_index(30), 5, seed=0).plan(6) != build(strategy, full_index(30), 5, seed=1).plan(6)
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_each_epoch_is_reseeded_from_seed_plus_epoch(strategy):
-    per_epoch = 24 // 6
-    later = build(strategy, full_index(24), 6, seed=3).plan(2 * per_epoch)[per_epoch:]
-    assert later == build(strategy, full_index(24), 6, seed=4).plan(per_epoch)
 
 
 @pytest.mark.parametrize("strategy", ["monolingual", "crosslingual", "hybrid"])
@@ -187,14 +192,6 @@ def test_monolingual_languages_are_uniform_by_default():
     counts = Counter(b[0].query_lang for b in MonolingualBatchSampler(full_index(20), 4, seed=0).plan(n))
     for lang in ("en", "de", "ar"):
         assert abs(counts[lang] / n - 1 / 3) < 4.5 * math.sqrt(2 / 9 / n)
-
-
-def test_monolingual_language_weights_are_respected():
-    n = 3000
-    sampler = MonolingualBatchSampler(full_index(20), 4, seed=0, language_weights={"en": 3, "de": 1, "ar": 0})
-    counts = Counter(b[0].query_lang for b in sampler.plan(n))
-    assert counts["ar"] == 0
-    assert abs(counts["en"] / n - 0.75) < 4.5 * math.sqrt(0.75 * 0.25 / n)
 
 
 def test_crosslingual_language_pairs_are_uniform_over_ordered_pairs():
@@ -242,7 +239,7 @@ def test_crosslingual_needs_two_languages():
     with pytest.raises(ValueError, match="2 or more training languages"):
         CrossLingualBatchSampler(full_index(10, ("en",)), 2)
     with pytest.raises(ValueError, match="2 or more training languages"):
-        HybridBatchSampler(full_index(10, ("en",)), 2, alpha=0.5)
+        HybridBatchSampler(full_index(10, ("en",)), 2, 0, alpha=0.5)
 
 
 def test_errors_are_config_errors_that_entry_points_report():
@@ -250,29 +247,69 @@ def test_errors_are_config_errors_that_entry_points_report():
         build("crosslingual", full_index(3), 4)
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), "half"])
 def test_alpha_outside_the_unit_interval_is_rejected(alpha):
-    with pytest.raises(ValueError, match=r"strategy\.alpha"):
-        HybridBatchSampler(full_index(10), 2, alpha=alpha)
+    with pytest.raises(ConfigError, match=r"strategy\.alpha"):
+        strategy_class("hybrid")(temperature=0.05, alpha=alpha)
 
 
-def test_factory_maps_names_and_rejects_bad_settings():
+@pytest.mark.parametrize(("override", "message"), [
+    ("strategy.temperature=0", r"strategy\.temperature must be a positive number"),
+    ("strategy.mask_prob=1.5", r"strategy\.mask_prob must be in \(0, 1\)"),
+    ("strategy.sampling_exponent=-1", r"strategy\.sampling_exponent must be finite and >= 0"),
+    ("+strategy.language_weights=1", r"strategy: unknown key\(s\) strategy\.language_weights"),
+])  # fmt: skip
+def test_strategy_parameters_are_validated_naming_the_key(override, message):
+    strategy = "mbert" if "mask" in override or "exponent" in override else "hybrid"
+    with pytest.raises(ConfigError, match=message):
+        plan_runs("config", [f"strategy={strategy}", override], sweep=False)
+
+
+def test_registry_names_every_strategy_with_a_yaml_and_a_sampler_class():
+    yamls = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "strategy").glob("*.yaml"))
+    assert sorted(STRATEGIES) == yamls  # one class per conf/strategy/*.yaml and vice versa
+    assert set(KNOWN) <= set(STRATEGIES)
     index = full_index(10)
-    expected = [MonolingualBatchSampler, CrossLingualBatchSampler, HybridBatchSampler, MaskedLMBatchSampler]
-    for name, cls in zip(STRATEGIES, expected):
+    expected = {"monolingual": MonolingualBatchSampler, "crosslingual": CrossLingualBatchSampler,
+                "hybrid": HybridBatchSampler, "mbert": MaskedLMBatchSampler}  # fmt: skip
+    for name, cls in expected.items():
         assert type(build(name, index, 2)) is cls
-    with pytest.raises(ValueError, match="monolingual, crosslingual, hybrid, mbert"):
-        build_batch_sampler("x-y", index, 2, 0)
-    with pytest.raises(ValueError, match=r"strategy\.alpha"):
-        build_batch_sampler("hybrid", index, 2, 0)
-    with pytest.raises(ValueError, match=r"strategy\.alpha"):
-        build_batch_sampler("monolingual", index, 2, 0, alpha=0.5)
-    with pytest.raises(ValueError, match=r"strategy\.language_weights"):
-        build_batch_sampler("mbert", index, 2, 0, language_weights={"en": 1.0})
-    with pytest.raises(ValueError, match=r"strategy\.language_weights"):
-        build_batch_sampler("monolingual", index, 2, 0, language_weights={"xx": 1.0})
-    with pytest.raises(ValueError, match=r"strategy\.mlm_exponent"):
-        build_batch_sampler("mbert", index, 2, 0, mlm_exponent=-1.0)
+    for name in STRATEGIES:
+        assert configured(name).name == name and build(name, index, 2).plan(3)
+    with pytest.raises(ConfigError, match="unknown strategy 'x-y'; choose from monolingual, crosslingual, hybrid"):
+        strategy_class("x-y")
+
+
+# --- independent seeds -------------------------------------------------------------------------------
+
+
+def _batch_keys(plan) -> list[frozenset]:
+    return [frozenset(batch) for batch in plan]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_two_seeds_share_no_more_batches_than_chance(strategy):
+    """Seed s+1 must not replay seed s's later epochs (as `seed + epoch` seeding did)."""
+    index = full_index(60, ("en", "de", "ar", "th"))
+    plans = {seed: build(strategy, index, 8, seed).plan(120) for seed in (0, 1)}
+    shared = set(_batch_keys(plans[0])) & set(_batch_keys(plans[1]))
+    # Chance of one identical 8-pair batch between two independent plans is astronomically small.
+    assert not shared
+    for shift in range(1, 40):  # and no plan is another's shifted by whole epochs
+        assert plans[1][: 120 - shift] != plans[0][shift:]
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5, 0.75])
+def test_hybrid_realised_fraction_is_consistent_with_alpha_for_every_seed(alpha):
+    """Each seed's monolingual fraction is a binomial draw: inside its 99.9% interval, and the seeds differ."""
+    n = 220  # the default budget at L=11
+    fractions = [BatchStats.of(HybridBatchSampler(full_index(30), 8, seed, alpha).plan(n)).mono_batch_fraction
+                 for seed in range(20)]  # fmt: skip
+    half_width = 3.29 * math.sqrt(alpha * (1 - alpha) / n)
+    assert all(abs(f - alpha) < half_width for f in fractions), fractions
+    pooled = sum(fractions) / len(fractions)
+    assert abs(pooled - alpha) < 3.29 * math.sqrt(alpha * (1 - alpha) / (n * len(fractions)))
+    assert len(set(fractions)) > 5  # independent coins, not one stream shared across seeds
 
 
 # --- index and stats ---------------------------------------------------------------------------------
