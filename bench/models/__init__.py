@@ -1,0 +1,1 @@
+"""Encoders: architectures, pretrained weights and their tokenizers."""
