@@ -29,3 +29,11 @@ def mlqa():
 @pytest.fixture(scope="session")
 def xquad_split(xquad):
     return split_by_article(xquad, 0.25)
+
+
+def compose(*overrides: str):
+    """One run's validated config from conf/ and overrides (what `python -m bench.run` would run)."""
+    from bench.config import plan_runs
+
+    (planned,) = plan_runs("config", list(overrides), sweep=False)
+    return planned.config

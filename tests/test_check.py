@@ -11,6 +11,7 @@ from bench import PROJECT_ROOT, check
 from bench.check import CheckConfig, Comparison, compare, load_baseline, measure
 from bench.config import plan_runs
 from bench.errors import BenchError
+from bench.strategies import strategy_names
 
 BASELINE = PROJECT_ROOT / "results" / "baselines" / "memory-check.json"
 SUBSET = ["strategy=monolingual,hybrid", "languages=2"]  # two real runs: enough for the pass and a ratio
@@ -19,14 +20,15 @@ SUBSET = ["strategy=monolingual,hybrid", "languages=2"]  # two real runs: enough
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """The subset measured once, for real (child processes through `python -m bench.run`)."""
-    planned = plan_runs(check.CHECK_CONFIG, SUBSET, sweep=True)
-    return measure(planned, tmp_path_factory.mktemp("check-runs"), jobs=2)
+    results_dir = tmp_path_factory.mktemp("check-runs")
+    planned = plan_runs(check.CHECK_CONFIG, [*SUBSET, f"results.dir={results_dir}"], sweep=True)
+    return measure(planned, order_seed=0)
 
 
 @pytest.fixture
 def reuse(measured, monkeypatch):
     """Let `check.main` compare the module's measurements instead of running them again."""
-    monkeypatch.setattr(check, "measure", lambda planned, results_dir, jobs: measured)
+    monkeypatch.setattr(check, "measure", lambda planned, order_seed: measured)
     return measured
 
 
@@ -122,14 +124,25 @@ def test_a_missing_baseline_row_fails_and_ratios_come_from_the_same_run():
     rows_now = {"monolingual-L2": {"peak_tensor_bytes": 100}, "hybrid-L2": {"peak_tensor_bytes": 150}}
     assert check._ratio(rows_now, "hybrid-L2") == 1.5
     assert check._ratio(rows_now, "monolingual-L2") is None
-    failed = compare({}, {"hybrid-L2": "failed: RuntimeError: boom"}, CheckConfig(baseline="x"))
+    tolerances = CheckConfig(baseline="x", tensor_tolerance=0.005, rss_tolerance=0.25, ratio_tolerance=0.02)
+    failed = compare({}, {"hybrid-L2": "failed: RuntimeError: boom"}, tolerances)
     assert failed[0].failed and "boom" in failed[0].note
+
+
+def test_a_configuration_hash_mismatch_fails_naming_the_row(reuse, capsys, tmp_path):
+    doctored = json.loads(BASELINE.read_text())
+    doctored["devices"]["cpu"]["runs"]["hybrid-L2"]["config_hash"] = "0" * 16
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(doctored))
+    code, out = run_main([*SUBSET, "--baseline", str(path), "--update"][:-1], capsys)
+    assert code == 1
+    assert "memory check FAILED for hybrid-L2: hybrid-L2 config_hash" in out
 
 
 def test_committed_baseline_is_well_formed():
     data = load_baseline(BASELINE, "cpu")
     runs = data["devices"]["cpu"]["runs"]
-    assert {k.split("-L")[0] for k in runs} == {"monolingual", "crosslingual", "hybrid", "mbert"}
+    assert {k.split("-L")[0] for k in runs} == set(strategy_names())  # every registered strategy is gated
     assert len({k.split("-L")[1] for k in runs}) >= 2
     with pytest.raises(BenchError, match="no cuda section"):
         load_baseline(BASELINE, "cuda")

@@ -1,12 +1,15 @@
 """Bad input fails at the edge with one line naming the key; good input becomes a typed RunConfig."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from bench.config.compose import expand_sweep, plan_runs
+from bench.config import RunConfig
+from bench.config.compose import expand_sweep, plan_runs, shuffled
 from bench.errors import ConfigError
+from bench.strategies import strategy_names
 
 
 def test_default_config_validates():
@@ -29,14 +32,38 @@ def test_fixed_budget_does_not_grow_with_languages():
     assert small.config.steps == large.config.steps == 7
 
 
-def test_sweep_expands_strategies_times_language_counts():
-    runs = expand_sweep("sweep", ["languages=2,4,8,11"])
-    assert len(runs) == 16
-    assert {r[0] for r in runs} == {f"strategy={s}" for s in ("monolingual", "crosslingual", "hybrid", "mbert")}
+def test_sweep_expands_every_registered_strategy_times_language_counts():
+    runs = expand_sweep("config", ["languages=2,4,8,11"])
+    assert len(runs) == 4 * len(strategy_names())
+    assert {r[0] for r in runs} == {f"strategy={s}" for s in strategy_names()}
 
 
 def test_command_line_strategy_replaces_the_default_axis():
-    assert len(expand_sweep("sweep", ["strategy=hybrid", "languages=2,4"])) == 2
+    assert len(expand_sweep("config", ["strategy=hybrid", "languages=2,4"])) == 2
+    assert expand_sweep("config", ["strategy=glob(*lingual)", "seed=range(0,2)"]) == [
+        ["strategy=monolingual", "seed=0"], ["strategy=monolingual", "seed=1"],
+        ["strategy=crosslingual", "seed=0"], ["strategy=crosslingual", "seed=1"]]  # fmt: skip
+
+
+def test_config_axes_come_from_the_config_and_yield_to_the_command_line():
+    assert {tuple(r[1:]) for r in expand_sweep("check", [])} == {("languages=2",), ("languages=4",)}
+    assert {tuple(r[1:]) for r in expand_sweep("check", ["languages=3"])} == {("languages=3",)}
+
+
+def test_a_run_config_survives_the_trip_to_its_child_process():
+    for overrides in (["strategy=hybrid", "strategy.alpha=0.25"], ["strategy=mbert", "eval=full", "languages=[en,th]"]):
+        (planned,) = plan_runs("config", overrides, sweep=False)
+        cfg = planned.config
+        again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.config_hash() == cfg.config_hash() and again.run_id == cfg.run_id
+
+
+def test_sweep_order_is_seeded_random_and_covers_every_run():
+    planned = plan_runs("config", ["languages=2,4"], sweep=True)
+    first, again, other = shuffled(planned, 0), shuffled(planned, 0), shuffled(planned, 1)
+    assert first == again and first != other and sorted(map(id, first)) == sorted(map(id, planned))
+    strategies = [p.config.strategy.name for p in first]
+    assert strategies[: len(strategy_names())] != list(strategy_names())  # not strategy by strategy
 
 
 def test_config_hash_ignores_results_dir_but_not_seed():
@@ -57,6 +84,11 @@ BAD_INPUTS = [
     (["strategy=nonsense"], "strategy"),
     (["model=nonsense"], "model"),
     (["strategy.alpha=1.5"], "strategy.alpha must be in [0, 1]"),
+    (["strategy=monolingual", "+strategy.alpha=0.5"], "strategy: unknown key(s) strategy.alpha"),
+    (["model=me5-small", "tokenizer=shared-all"], "needs the model's own tokenizer"),
+    (["tokenizer=pretrained"], "tokenizer=pretrained reads the tokenizer of model.pretrained"),
+    (["eval.sets=[heldout,squad]"], "eval.sets: unknown 'squad'"),
+    (["data=synthetic"], "data=synthetic has no evaluation set"),
     (["strategy.alpha=-0.1"], "strategy.alpha must be in [0, 1]"),
     (["train.batch_size=1"], "train.batch_size must be at least 2"),
     (["train.steps_per_language=0"], "train.steps_per_language must be a positive integer"),

@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import BertConfig, BertModel
 
 from bench.config import plan_runs
 from bench.errors import ConfigError
-from bench.models.encoder import ModelConfig, build_encoder, count_parameters, pool
+from bench.models.encoder import build_encoder, count_parameters, pool
 
 # Published sizes in millions, as the model cards and papers state them (with BERT's pooler,
 # which our encoders omit because pooling is ours): mBERT 178M, XLM-R base 278M, LaBSE 471M.
@@ -31,7 +33,7 @@ def test_tiny_takes_the_tokenizer_vocabulary():
 
 
 def test_preset_vocabulary_smaller_than_tokenizer_is_refused():
-    cfg = ModelConfig(name="t", vocab_size=100)
+    cfg = replace(_model_config("tiny"), vocab_size=100)
     with pytest.raises(ConfigError, match="vocab_size"):
         build_encoder(cfg, tokenizer_vocab_size=500)
 
@@ -40,14 +42,14 @@ def test_pretrained_weights_load_from_a_local_directory(tmp_path):
     torch.manual_seed(0)
     saved = BertModel(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32), add_pooling_layer=False)
     saved.save_pretrained(tmp_path)
-    loaded = build_encoder(ModelConfig(name="local", pretrained=str(tmp_path)), tokenizer_vocab_size=99)
+    loaded = build_encoder(replace(_model_config("tiny"), pretrained=str(tmp_path)), tokenizer_vocab_size=99)
     for (name, a), (_, b) in zip(saved.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
 
 
 def test_missing_pretrained_model_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="could not be loaded"):
-        build_encoder(ModelConfig(name="x", pretrained=str(tmp_path / "absent")), 10)
+        build_encoder(replace(_model_config("tiny"), pretrained=str(tmp_path / "absent")), 10)
 
 
 def test_mean_pooling_ignores_padding():

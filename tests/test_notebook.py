@@ -45,7 +45,7 @@ def test_committed_notebook_has_no_outputs():
 
 
 def test_notebook_runs_on_synthetic_results(tmp_path, monkeypatch):
-    results_dir = write_synthetic_results(tmp_path, datasets=("xquad_r",))  # one dataset keeps it fast
+    results_dir = write_synthetic_results(tmp_path, datasets=("heldout",))  # one dataset keeps it fast
     executed = _run(results_dir, monkeypatch)
     text = _text(executed)
     assert "34 runs, 32 usable" in text

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from bench import PROJECT_ROOT
-from bench.plot import FIT_FILE, PLOTS_DIR, display_unit, main, plot_results, strategy_styles
+from bench.plot import main
+from bench.results.figures import FIT_FILE, PLOTS_DIR, display_unit, plot_results, strategy_styles
 from bench.results.store import RESULTS_FILE, write_table_atomic
 from bench.results.schema import RunRecord, records_to_table
 
@@ -66,7 +67,7 @@ def _predicted_record(strategy: str, n_lang: int) -> RunRecord:
 
 def synthetic_records(
     seeds=(0, 1), languages=(2, 4, 8, 11), failed: bool = True, predicted: bool = False,
-    datasets=("xquad_r", "mlqa_r"), measured: bool = True,
+    datasets=("heldout", "zeroshot"), measured: bool = True,
 ) -> list[RunRecord]:  # fmt: skip
     """4 strategies x languages x seeds of plausible, seeded synthetic runs, plus optional failed/predicted rows."""
     rng = np.random.default_rng(1234)
@@ -104,7 +105,7 @@ def _stems(paths: list[Path]) -> set[str]:
 COST_STEMS = {
     "wall_time", "train_time_per_example", "peak_tensor_memory", "memory_breakdown", "peak_rss", "throughput",
 }  # fmt: skip
-QUALITY_STEMS = {"quality_xquad_r", "cost_quality_xquad_r", "quality_mlqa_r", "cost_quality_mlqa_r"}
+QUALITY_STEMS = {"quality_heldout", "cost_quality_heldout", "quality_zeroshot", "cost_quality_zeroshot"}
 
 
 def test_full_set_with_failed_run_draws_every_figure(tmp_path):
@@ -117,8 +118,8 @@ def test_full_set_with_failed_run_draws_every_figure(tmp_path):
 
 
 def test_single_seed_and_one_dataset(tmp_path):
-    paths = plot_results(write_synthetic_results(tmp_path, seeds=(0,), datasets=("xquad_r",), failed=False))
-    assert _stems(paths) == COST_STEMS | {"quality_xquad_r", "cost_quality_xquad_r"}
+    paths = plot_results(write_synthetic_results(tmp_path, seeds=(0,), datasets=("heldout",), failed=False))
+    assert _stems(paths) == COST_STEMS | {"quality_heldout", "cost_quality_heldout"}
 
 
 def test_single_language_count_plots_without_fit(tmp_path):

@@ -13,7 +13,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench import predict
 from bench.config import plan_runs
-from bench.predict import CudaKernels, GiB, parse_bytes, predict_memory
+from bench.measure.fake import CudaKernels
+from bench.predict import GiB, parse_bytes, predict_memory
 from bench.run import run_and_record
 from bench.results.schema import RunRecord
 
@@ -41,9 +42,12 @@ def assert_matches_real_run(cfg) -> None:
     assert record.status == "ok", f"the real run failed: {record.error_type}: {record.error_message}"
     prediction = predict_memory(cfg)
     assert prediction.tracked_step == record.tracked_step
-    assert prediction.peak.total_bytes == pytest.approx(record.peak_tensor_bytes, rel=0.01)
+    # To the byte, the total and every component (what the README claims).
+    assert prediction.peak.total_bytes == record.peak_tensor_bytes
     assert prediction.peak.param_bytes == record.peak_param_bytes
+    assert prediction.peak.grad_bytes == record.peak_grad_bytes
     assert prediction.peak.optimizer_bytes == record.peak_optimizer_bytes
+    assert prediction.peak.activation_bytes == record.peak_activation_bytes
 
 
 @pytest.mark.parametrize("strategy", ["hybrid", "mbert"])

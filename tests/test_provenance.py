@@ -47,10 +47,23 @@ def test_commit_and_dirty_flag(tmp_path):
     git(tmp_path, "commit", "-q", "-m", "first")
     clean = collect_provenance("cpu", repo=tmp_path)
     assert len(clean.git_commit) == 40 and clean.git_dirty is False
-    (tmp_path / "untracked.txt").write_text("new\n")
-    assert provenance.git_dirty(tmp_path) is False
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "r.parquet").write_text("a sweep's output\n")
+    assert provenance.git_dirty(tmp_path) is False  # results a sweep writes are not code changes
+    (tmp_path / "new_module.py").write_text("x = 1\n")
+    assert provenance.git_dirty(tmp_path) is True  # an untracked module changes behaviour
+    (tmp_path / "new_module.py").unlink()
     (tmp_path / "a.txt").write_text("two\n")
     assert collect_provenance("cpu", repo=tmp_path).git_dirty is True
+
+
+def test_git_ignored_tells_committed_results_from_scratch_ones(tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text("results/latest/\n")
+    for name in ("latest", "default"):
+        (tmp_path / "results" / name).mkdir(parents=True)  # a sweep creates its directory first
+    assert provenance.git_ignored(tmp_path, tmp_path / "results" / "latest")
+    assert not provenance.git_ignored(tmp_path, tmp_path / "results" / "default")
 
 
 def test_missing_git_gives_none(tmp_path, monkeypatch):

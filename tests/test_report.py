@@ -10,8 +10,9 @@ import pytest
 from test_plot import write_synthetic_results  # the shared synthetic results set
 
 from bench import PROJECT_ROOT
-from bench.plot import PLOTS_DIR
-from bench.report import REPORT_FILE, fmt, main, markdown_table, write_report
+from bench.report import main
+from bench.results.figures import PLOTS_DIR
+from bench.results.markdown import REPORT_FILE, fmt, markdown_table, write_report
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_report_tables_fits_and_failed_runs(full_report):
 def test_report_embeds_existing_figures_by_relative_link(full_report):
     results_dir, text = full_report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert "plots/wall_time.png" in links and "plots/cost_quality_xquad_r.png" in links
+    assert "plots/wall_time.png" in links and "plots/cost_quality_heldout.png" in links
     assert all((results_dir / link).is_file() for link in links)
 
 

@@ -85,7 +85,7 @@ def pd_isnull(value) -> bool:
 def test_xquad_counts_and_each_text_encoded_once(xquad_split):
     _, heldout = xquad_split
     encoder = HashEncoder()
-    result = evaluate(encoder, [EvalSet("xquad-r:heldout", "heldout", heldout)], seen_languages=("en", "de"))
+    result = evaluate(encoder, [EvalSet("xquad-r-heldout", "heldout", heldout)], seen_languages=("en", "de"))
     table = result.table
     counts = table.groupby("setting").size().to_dict()
     assert counts == {"mono": 11, "cross": 110, "multi": 11}
@@ -116,7 +116,7 @@ def test_mlqa_pairs_drop_queries_without_a_parallel(mlqa):
 def test_summary_keys_are_the_schema_columns_and_seen_marks(xquad_split):
     _, heldout = xquad_split
     small = heldout.restrict_articles({min(q.article for q in heldout.by_lang["en"].questions)}, "one")
-    result = evaluate(HashEncoder(), [EvalSet("xquad-r:heldout", "heldout", small)], seen_languages=("en", "de", "xx"))
+    result = evaluate(HashEncoder(), [EvalSet("xquad-r-heldout", "heldout", small)], seen_languages=("en", "de", "xx"))
     schema_eval = {f.name for f in dataclasses.fields(RunRecord) if f.name.startswith("eval_")}
     assert set(result.summary) == schema_eval
     RunRecord(run_id="r", config_hash="c").update(**result.summary)
@@ -142,11 +142,11 @@ def eval_sets(*overrides: str) -> list[EvalSet]:
 
 def test_eval_sets_come_from_the_data_and_eval_config():
     by_name = {s.name: s for s in eval_sets("eval=full", "eval.languages=[en,th,de]")}
-    assert list(by_name) == ["xquad-r:heldout", "mlqa-r", "xquad-r:train"]
+    assert list(by_name) == ["xquad-r-heldout", "mlqa-r", "xquad-r-train"]
     assert by_name["mlqa-r"].dataset.languages == ("de", "en")  # th is XQuAD-only: skipped for MLQA-R
-    assert by_name["mlqa-r"].summary_key == "zeroshot" and by_name["xquad-r:heldout"].summary_key == "heldout"
-    assert by_name["xquad-r:train"].summary_key is None
-    assert by_name["xquad-r:heldout"].dataset.languages == ("en", "de", "th")  # the data's order
+    assert by_name["mlqa-r"].summary_key == "zeroshot" and by_name["xquad-r-heldout"].summary_key == "heldout"
+    assert by_name["xquad-r-train"].summary_key is None
+    assert by_name["xquad-r-heldout"].dataset.languages == ("en", "de", "th")  # the data's order
     en_only = {s.role: s for s in eval_sets("eval.sets=[heldout,train]", "eval.languages=[en]")}
     assert en_only["train"].dataset.n_questions() + en_only["heldout"].dataset.n_questions() == 1190
     with pytest.raises(BenchError, match=r"eval\.languages: unknown code\(s\) xx"):
@@ -158,7 +158,7 @@ def test_eval_sets_come_from_the_data_and_eval_config():
 def test_per_language_summary_of_the_heldout_set(xquad_split):
     _, heldout = xquad_split
     small = heldout.restrict_articles({min(q.article for q in heldout.by_lang["en"].questions)}, "one")
-    result = evaluate(HashEncoder(), [EvalSet("xquad-r:heldout", "heldout", small)])
+    result = evaluate(HashEncoder(), [EvalSet("xquad-r-heldout", "heldout", small)])
     per_lang = json.loads(result.summary["eval_heldout_by_lang"])
     assert set(per_lang) == set(small.languages)
     t = result.table

@@ -14,7 +14,7 @@ from bench.data import synthetic
 from bench.errors import ConfigError
 from bench.data.pairs import texts_by_language
 from bench.data.synthetic import LENGTH_FACTOR_RANGE, language_plan, synthesize, synthetic_language_codes
-from bench.data.tokenizer import train_wordpiece, unknown_token_rate
+from bench.data.tokenizer import RunTokenizer, train_wordpiece, unknown_token_rate
 
 N = 22  # two rounds over the 11 real languages
 
@@ -149,7 +149,7 @@ def test_more_languages_fragment_a_fixed_vocabulary_like_real_ones(xquad, synth,
     def tokens_per_text(texts_by_lang, train_on, probe):
         tokenizer = train_wordpiece([t for lang in train_on for t in texts_by_lang[lang]], 8000, 2)
         encodings = tokenizer.encode_batch(texts_by_lang[probe], add_special_tokens=False)
-        return sum(len(e.ids) for e in encodings) / len(encodings), tokenizer
+        return sum(len(e.ids) for e in encodings) / len(encodings), RunTokenizer(tokenizer, "test")
 
     few, few_tokenizer = tokens_per_text(synthetic, synth.languages[:2], "x000")
     many, _ = tokens_per_text(synthetic, synth.languages[:6], "x000")

@@ -1,19 +1,28 @@
+from dataclasses import replace
+
 from bench.data.pairs import texts_by_language
-from bench.data.tokenizer import TokenizerConfig, cached_wordpiece, content_key, tokenizer_for_run, unknown_rates
+from bench.data.tokenizer import cached_wordpiece, content_key, tokenizer_for_run, unknown_rates
+from tests.conftest import compose
+
+DEFAULT = compose()
+
+
+def policy(name: str, **changes):
+    return replace(compose(f"tokenizer={name}").tokenizer, **changes)
 
 
 def test_shared_vocabulary_covers_every_language(xquad_split, tmp_path):
     train, heldout = xquad_split
-    cfg = TokenizerConfig(policy="shared-all", vocab_size=8000, cache_dir=str(tmp_path))
-    tokenizer = tokenizer_for_run(cfg, texts_by_language(train), ("en", "de"))
+    cfg = policy("shared-all", vocab_size=8000, cache_dir=str(tmp_path))
+    tokenizer = tokenizer_for_run(cfg, DEFAULT.model, texts_by_language(train), ("en", "de"))
     rates = unknown_rates(tokenizer, texts_by_language(heldout))
     assert max(rates.values()) < 0.03, rates
 
 
 def test_selected_languages_leave_other_scripts_unknown(xquad_split, tmp_path):
     train, heldout = xquad_split
-    cfg = TokenizerConfig(policy="selected-fixed", vocab_size=8000, cache_dir=str(tmp_path))
-    tokenizer = tokenizer_for_run(cfg, texts_by_language(train), ("en", "de"))
+    cfg = policy("selected-fixed", vocab_size=8000, cache_dir=str(tmp_path))
+    tokenizer = tokenizer_for_run(cfg, DEFAULT.model, texts_by_language(train), ("en", "de"))
     rates = unknown_rates(tokenizer, texts_by_language(heldout))
     assert rates["en"] < 0.02
     for lang in ("ar", "zh", "hi", "ru", "el", "th"):
@@ -22,11 +31,11 @@ def test_selected_languages_leave_other_scripts_unknown(xquad_split, tmp_path):
 
 def test_scaled_policy_grows_with_languages(xquad_split, tmp_path):
     train, _ = xquad_split
-    cfg = TokenizerConfig(policy="selected-scaled", per_language_vocab=1500, cache_dir=str(tmp_path))
+    cfg = policy("selected-scaled", per_language_vocab=1500, cache_dir=str(tmp_path))
     texts = texts_by_language(train)
-    small = tokenizer_for_run(cfg, texts, ("en", "de"))
-    large = tokenizer_for_run(cfg, texts, ("en", "de", "ru", "zh"))
-    assert small.get_vocab_size() <= 3000 < large.get_vocab_size() <= 6000
+    small = tokenizer_for_run(cfg, DEFAULT.model, texts, ("en", "de"))
+    large = tokenizer_for_run(cfg, DEFAULT.model, texts, ("en", "de", "ru", "zh"))
+    assert small.vocab_size <= 3000 < large.vocab_size <= 6000
 
 
 def test_cache_is_keyed_by_content(tmp_path):
@@ -41,8 +50,8 @@ def test_cache_is_keyed_by_content(tmp_path):
 
 def test_thai_sentences_are_not_swallowed_as_one_unknown_word(xquad_split, tmp_path):
     train, heldout = xquad_split
-    cfg = TokenizerConfig(policy="shared-all", vocab_size=8000, cache_dir=str(tmp_path))
-    tokenizer = tokenizer_for_run(cfg, texts_by_language(train), ("th",))
+    cfg = policy("shared-all", vocab_size=8000, cache_dir=str(tmp_path))
+    tokenizer = tokenizer_for_run(cfg, DEFAULT.model, texts_by_language(train), ("th",))
     sentence = heldout.by_lang["th"].candidates[0].text
     assert len(sentence) > 100
-    assert tokenizer.token_to_id("[UNK]") not in tokenizer.encode(sentence).ids
+    assert tokenizer.unk_id not in tokenizer.encode([sentence], "passage")[0]

@@ -274,6 +274,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)] or (hint,)
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin is tuple and isinstance(value, (list, tuple)):

@@ -22,7 +22,7 @@ SUMMARY_ROLES = ("heldout", "zeroshot")  # the sets whose macro averages are col
 class EvalSet:
     """A LAReQA-style dataset ready for evaluation; `name` is what the per-setting table calls it."""
 
-    name: str  # "<data.name>:heldout", "<data.name>:train", "<data.name>" or an external set's name
+    name: str  # "<data.name>-heldout", "<data.name>-train", "<data.name>" or an external set's name
     role: str  # heldout | train | all | zeroshot
     dataset: LareqaDataset
 
@@ -56,7 +56,7 @@ def _data_part(part: str, data: DataConfig, languages: tuple[str, ...]) -> EvalS
     if part == "all":
         return EvalSet(data.name, "all", full)
     train, heldout = split_by_article(full, data.heldout_fraction)
-    return EvalSet(f"{data.name}:{part}", part, heldout if part == "heldout" else train)
+    return EvalSet(f"{data.name}-{part}", part, heldout if part == "heldout" else train)
 
 
 def _restrict(languages: tuple[str, ...], wanted: tuple[str, ...] | None, name: str) -> tuple[str, ...]:
