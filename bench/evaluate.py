@@ -130,6 +130,7 @@ def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: l
         "encoder": source,
         "command": "python -m bench.evaluate " + " ".join(args_line(args)),
         "summary": result.summary if result else None,
+        "eval_s": result.seconds if result else None,
         "sets": result.summaries if result else {},
         "beir": beir_rows,
     }

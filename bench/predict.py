@@ -32,7 +32,7 @@ from bench.measure.memory import MemoryPeak, peak_rss_bytes
 from bench.measure.profiler import provenance_fields
 from bench.models.encoder import count_parameters
 from bench.results.schema import RunRecord
-from bench.stages import build_objective, device_type, prepare_data, probed_batch
+from bench.stages import build_objective, build_optimizer, device_type, prepare_data, probed_batch
 
 GiB = 1024**3
 MiB = 1024**2
@@ -123,8 +123,9 @@ def predict_memory(cfg: RunConfig) -> Prediction:
     prepared = prepare_data(cfg)
     step, batch = probed_batch(cfg, prepared)
     host_process_bytes = peak_rss_bytes(include_children=False)  # before any model exists, fake or not
-    peak, objective, accelerator = fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False), batch, target,
-                                                  cfg.train.mixed_precision, cfg.train.lr, cfg.train.weight_decay)  # fmt: skip
+    peak, objective, accelerator = fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False),
+                                                  lambda objective, foreach: build_optimizer(cfg, objective, foreach),
+                                                  batch, target, cfg.train.mixed_precision)  # fmt: skip
     if target == "cuda":
         workspaces = CUBLAS_WORKSPACE_BYTES + accelerator.kernels.attention_scratch_bytes
         margin = Margin(CUDA_CONTEXT_BYTES, workspaces, round(FRAGMENTATION * peak.total_bytes))

@@ -34,7 +34,7 @@ from bench.predict import predict_row
 from bench.results.schema import SUCCESS, RunRecord
 from bench.results.store import ensure_writable_dir, read_run, write_run
 from bench.stages import (
-    build_objective, choose_probed_step, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
+    build_objective, build_optimizer, choose_probed_step, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
     resolve_device, unk_fields,
 )  # fmt: skip
 from bench.strategies.sampling import BatchStats
@@ -65,10 +65,10 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
         dump_batches(Path(cfg.results.dir), cfg.run_id, rank, local_plan, prepared.pairs)
     with profiler.stage("model_build"):
         objective = build_objective(cfg, prepared)
-        optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        optimizer = build_optimizer(cfg, objective)
+        record.update(**model_fields(cfg, objective))
         objective, optimizer = accelerator.prepare(objective, optimizer)
     encoder = accelerator.unwrap_model(objective).encoder
-    record.update(model_params=count_parameters(encoder))
 
     collate = make_collate(cfg, prepared)
     roles = StepRoles(cfg.train.warmup_steps, choose_probed_step(cfg, plan, collate))  # global: every rank probes the same step
@@ -92,6 +92,13 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     accelerator.wait_for_everyone()
     record.update(**profiler.stage_fields())
     return record, per_setting
+
+
+def model_fields(cfg: RunConfig, objective: torch.nn.Module) -> dict:
+    encoder = objective.encoder
+    return {"model_params": count_parameters(encoder), "trainable_params": count_parameters(objective, trainable=True),
+            "embedding_rows": encoder.get_input_embeddings().num_embeddings, "vocabulary_trimmed": cfg.model.trim_vocabulary,
+            "embeddings_frozen": cfg.model.freeze_embeddings, **objective.record_fields()}  # fmt: skip
 
 
 def global_work(work: WorkCounter) -> WorkCounter:

@@ -25,7 +25,9 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation.sets import EvalSet, eval_sets_for
 from bench.evaluation.encode import TextEncoder
 from bench.models.encoder import build_encoder, check_vocabulary
+from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
 from bench.results.schema import RunRecord
+from bench.strategies.base import PretrainedParts
 from bench.strategies.sampling import PairRef
 from bench.training.loop import Collate
 
@@ -104,13 +106,26 @@ def load_data(cfg: RunConfig) -> LareqaDataset:
 def prepare_data(cfg: RunConfig, profiler=None) -> Prepared:
     """Training split, pairs, the run's tokenizer and every training text tokenised once."""
     with _stage(profiler, "data"):
-        train_split, _ = split_by_article(load_data(cfg), cfg.data.heldout_fraction)
+        full = load_data(cfg)
+        train_split, _ = split_by_article(full, cfg.data.heldout_fraction)
         pairs = training_pairs(train_split, cfg.languages)
     with _stage(profiler, "tokenizer"):
         tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, texts_by_language(train_split), cfg.languages)
+        if cfg.model.pretrained:  # before anything runs: a tokenizer that overruns the checkpoint's rows
+            check_vocabulary(tokenizer.vocab_size, load_pretrained_config(cfg.model.pretrained).vocab_size, f"model={cfg.model.name}")
+        if cfg.model.trim_vocabulary:
+            tokenizer = tokenizer.trimmed(vocabulary_texts(cfg, full))
         tokenized = TokenizedPairs.build(tokenizer, pairs.queries, pairs.passages, cfg.train.max_length)
     vocab = max(cfg.model.vocab_size or 0, tokenizer.vocab_size)
     return Prepared(train_split, pairs, tokenizer, tokenized, SpecialIds.of(tokenizer, vocab))
+
+
+def vocabulary_texts(cfg: RunConfig, full: LareqaDataset) -> dict[str, list[str]]:
+    """Every text the run can tokenise: its data (training and held-out articles, every language) and
+    its evaluation sets, as queries and passages; a trimmed vocabulary keeps exactly their tokens."""
+    datasets = [full] + [s.dataset for s in load_eval_sets(cfg)]
+    return {"query": [q.text for d in datasets for part in d.by_lang.values() for q in part.questions],
+            "passage": [c.text for d in datasets for part in d.by_lang.values() for c in part.candidates]}  # fmt: skip
 
 
 def warm_vocabularies(configs: list[RunConfig]) -> None:
@@ -151,9 +166,17 @@ def build_objective(cfg: RunConfig, prepared: Prepared, load_weights: bool = Tru
     """The strategy's objective around the encoder; `load_weights=False` builds a pretrained
     architecture without reading its weights (for fake tensors)."""
     torch.manual_seed(cfg.seed)  # random init depends on the seed alone
-    encoder = build_encoder(cfg.model, prepared.tokenizer.vocab_size, load_weights)
+    kept = prepared.tokenizer.kept
+    encoder = build_encoder(cfg.model, prepared.tokenizer.vocab_size, load_weights, kept)
     check_vocabulary(prepared.tokenizer.vocab_size, encoder.get_input_embeddings().num_embeddings, f"model={cfg.model.name}")
-    return cfg.strategy.build_objective(encoder, cfg.model.pooling, cfg.train.gather_negatives)
+    head = load_mlm_head_state(cfg.model.pretrained) if cfg.model.pretrained and load_weights else None
+    return cfg.strategy.build_objective(encoder, cfg.model.pooling, cfg.train.gather_negatives, PretrainedParts(head, kept))
+
+
+def build_optimizer(cfg: RunConfig, objective: nn.Module, foreach: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW over the parameters that train (frozen embeddings get neither gradients nor state)."""
+    trainable = [p for p in objective.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, foreach=foreach)
 
 
 def zero_shot_encoder(cfg: RunConfig) -> TextEncoder:

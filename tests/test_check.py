@@ -8,7 +8,9 @@ import re
 import pytest
 
 from bench import PROJECT_ROOT, check
-from bench.check import CheckConfig, Comparison, compare, load_baseline, measure
+from bench.results import baseline
+from bench.check import measure
+from bench.results.baseline import CheckConfig, Comparison, compare, load_baseline
 from bench.config import plan_runs
 from bench.errors import BenchError
 from bench.strategies import strategy_names
@@ -122,8 +124,8 @@ def test_tensor_figures_are_gated_both_ways_and_rss_only_upwards():
 
 def test_a_missing_baseline_row_fails_and_ratios_come_from_the_same_run():
     rows_now = {"monolingual-L2": {"peak_tensor_bytes": 100}, "hybrid-L2": {"peak_tensor_bytes": 150}}
-    assert check._ratio(rows_now, "hybrid-L2") == 1.5
-    assert check._ratio(rows_now, "monolingual-L2") is None
+    assert baseline._ratio(rows_now, "hybrid-L2") == 1.5
+    assert baseline._ratio(rows_now, "monolingual-L2") is None
     tolerances = CheckConfig(baseline="x", tensor_tolerance=0.005, rss_tolerance=0.25, ratio_tolerance=0.02)
     failed = compare({}, {"hybrid-L2": "failed: RuntimeError: boom"}, tolerances)
     assert failed[0].failed and "boom" in failed[0].note

@@ -6,15 +6,18 @@ Policies (recorded per run as `tokenizer_policy`):
   selected-fixed   trained on the run's languages only, fixed vocabulary size.
   selected-scaled  trained on the run's languages only, size = per-language budget x languages
                    (the mBERT situation: the embedding table grows with the language count).
+  pretrained       the pretrained model's own tokenizer (bench.models.pretrained), never a WordPiece.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from bench import PROJECT_ROOT
@@ -24,6 +27,7 @@ from bench.models.pretrained import load_pretrained_tokenizer
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 UNK_TOKENS = ("[UNK]", "<unk>")  # WordPiece, SentencePiece
+ALL_SPECIAL_TOKENS = SPECIAL_TOKENS + ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
 POLICIES = ("shared-all", "selected-fixed", "selected-scaled", "pretrained")
 # Long enough for a whole unsegmented Thai or Chinese-free sentence; BERT's default of 100
 # characters would turn most Thai sentences into one [UNK].
@@ -128,14 +132,32 @@ class RunTokenizer:
     name: str  # wordpiece-<content key>, or the pretrained model it belongs to
     query_prefix: str = ""
     passage_prefix: str = ""
+    kept: tuple[int, ...] | None = None  # model.trim_vocabulary: the backend ids kept, in new-id order
 
     @property
     def vocab_size(self) -> int:
-        return self.backend.get_vocab_size(with_added_tokens=True)
+        return len(self.kept) if self.kept is not None else self.backend.get_vocab_size(with_added_tokens=True)
 
     @property
     def unk_id(self) -> int | None:
-        return next((i for i in map(self.backend.token_to_id, UNK_TOKENS) if i is not None), None)
+        """The unknown token's id, as `encode` returns ids."""
+        backend_unk = next((i for i in map(self.backend.token_to_id, UNK_TOKENS) if i is not None), None)
+        return backend_unk if backend_unk is None or self.kept is None else self._remap[backend_unk]
+
+    @functools.cached_property
+    def _remap(self) -> np.ndarray:
+        """Backend id -> kept id; ids outside the kept vocabulary become the unknown token."""
+        backend_unk = next(i for i in map(self.backend.token_to_id, UNK_TOKENS) if i is not None)
+        table = np.full(self.backend.get_vocab_size(with_added_tokens=True), -1, dtype=np.int64)
+        table[list(self.kept)] = np.arange(len(self.kept))
+        table[table < 0] = table[backend_unk]
+        return table
+
+    def trimmed(self, texts_by_kind: dict[str, list[str]]) -> RunTokenizer:
+        """The same tokenizer over only the ids these texts (and the special tokens) use."""
+        used = {i for kind, texts in texts_by_kind.items() for ids in self.encode(texts, kind) for i in ids}
+        special = {self.backend.token_to_id(t) for t in ALL_SPECIAL_TOKENS} - {None}
+        return replace(self, kept=tuple(sorted(used | special)))
 
     def prefix(self, kind: str) -> str:
         return {"query": self.query_prefix, "passage": self.passage_prefix}[kind]
@@ -144,7 +166,9 @@ class RunTokenizer:
         """Token ids of `texts` as `kind` ("query" or "passage"): prefix, then the tokenizer's template."""
         prefix = self.prefix(kind)
         encodings = self.backend.encode_batch([prefix + t for t in texts], add_special_tokens=add_special_tokens)
-        return [e.ids for e in encodings]
+        if self.kept is None:
+            return [e.ids for e in encodings]
+        return [self._remap[e.ids].tolist() if e.ids else [] for e in encodings]
 
 
 def unknown_token_rate(tokenizer: RunTokenizer, texts: list[str]) -> float:

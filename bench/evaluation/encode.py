@@ -9,12 +9,11 @@ Directory layout written by `save` and read by `load`:
     model/          the encoder's `save_pretrained` output (config + weights)
     tokenizer.json  the `tokenizers` tokenizer
     encoder.json    {"format_version", "model_class", "pooling", "max_length", "query_prefix",
-                     "passage_prefix", "tokenizer_name"}
+                     "passage_prefix", "tokenizer_name", and "kept_token_ids" for a trimmed vocabulary}
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +22,11 @@ import torch
 import transformers
 from tokenizers import Tokenizer
 from transformers import PreTrainedModel
-from transformers.utils import logging as hf_logging
 
 from bench.data.tokenizer import RunTokenizer
 from bench.errors import DataError
 from bench.models.encoder import POOLINGS, check_vocabulary, pool
+from bench.models.pretrained import quiet_transformers
 
 FORMAT_VERSION = 1
 MODEL_CLASSES = ("BertModel", "XLMRobertaModel")
@@ -105,7 +104,7 @@ class TextEncoder:
         """Write model/, tokenizer.json and encoder.json into `directory` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(directory / "model")
         self.tokenizer.backend.save(str(directory / "tokenizer.json"))
         meta = {
@@ -117,6 +116,8 @@ class TextEncoder:
             "passage_prefix": self.tokenizer.passage_prefix,
             "tokenizer_name": self.tokenizer.name,
         }
+        if self.tokenizer.kept is not None:  # a trimmed vocabulary: which tokenizer ids the rows are
+            meta["kept_token_ids"] = list(self.tokenizer.kept)
         (directory / "encoder.json").write_text(json.dumps(meta, indent=2) + "\n")
         return directory
 
@@ -130,28 +131,17 @@ class TextEncoder:
             raise DataError(f"encoder directory {directory} lacks tokenizer.json or model/")
         model_cls = getattr(transformers, meta["model_class"])
         try:
-            with _quiet_transformers():  # no pooler: pooling is ours, and an unused one would be reported missing
+            with quiet_transformers():  # no pooler: pooling is ours, and an unused one would be reported missing
                 model = model_cls.from_pretrained(directory / "model", add_pooling_layer=False)
             backend = Tokenizer.from_file(str(tokenizer_path))
         except Exception as exc:  # corrupt weights, wrong config, bad JSON: all one line
             raise DataError(f"encoder directory {directory} could not be loaded ({type(exc).__name__}: {exc})") from None
-        tokenizer = RunTokenizer(backend, meta.get("tokenizer_name", str(tokenizer_path)),
-                                 meta.get("query_prefix", ""), meta.get("passage_prefix", ""))  # fmt: skip
+        kept = meta.get("kept_token_ids")
+        tokenizer = RunTokenizer(backend, meta.get("tokenizer_name", str(tokenizer_path)), meta.get("query_prefix", ""),
+                                 meta.get("passage_prefix", ""), tuple(kept) if kept is not None else None)  # fmt: skip
         check_vocabulary(tokenizer.vocab_size, model.get_input_embeddings().num_embeddings, f"encoder directory {directory}")
         model.eval()
         return cls(model, tokenizer, meta["pooling"], int(meta["max_length"]))
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """No progress bars while saving or loading (restored afterwards)."""
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _read_meta(directory: Path) -> dict:

@@ -175,6 +175,7 @@ class EvalResult:
     summary: dict  # exactly the schema's eval columns (None where a set was not evaluated)
     table: pd.DataFrame  # per-setting rows of every evaluated set
     summaries: dict[str, dict[str, float]]  # per evaluated set name, including sets without schema columns
+    seconds: float  # encoding, ranking and scoring (a run records its eval stage as eval_s)
 
 
 def by_language(table: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -195,7 +196,7 @@ def by_language(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def empty_summary() -> dict:
     keys = [f"eval_{role}_{m}" for role in EVAL_ROLES for m in (*EVAL_SUMMARY_METRICS, "set")]
-    return dict.fromkeys(keys) | {"eval_s": None, "eval_languages_seen": None, "eval_heldout_by_lang": None}
+    return dict.fromkeys(keys) | {"eval_languages_seen": None, "eval_heldout_by_lang": None}
 
 
 def evaluate(
@@ -229,6 +230,5 @@ def evaluate(
             summary["eval_heldout_by_lang"] = json.dumps(by_language(table), sort_keys=True)
     evaluated = dict.fromkeys(lang for s in eval_sets for lang in s.dataset.languages)
     summary["eval_languages_seen"] = ",".join(lang for lang in evaluated if lang in seen)
-    summary["eval_s"] = time.perf_counter() - start
-    return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries)
+    return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries, time.perf_counter() - start)
 

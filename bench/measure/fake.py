@@ -200,14 +200,14 @@ class EmulatedAccelerator:
         loss.backward()
 
 
-def fake_step_peak(build_objective: Callable[[], nn.Module], batch: Batch, device_type: str, mixed_precision: str,
-                   lr: float, weight_decay: float) -> tuple[MemoryPeak, nn.Module, EmulatedAccelerator]:  # fmt: skip
+def fake_step_peak(build_objective: Callable[[], nn.Module], build_optimizer: Callable[[nn.Module, bool], torch.optim.Optimizer],
+                   batch: Batch, device_type: str, mixed_precision: str) -> tuple[MemoryPeak, nn.Module, EmulatedAccelerator]:  # fmt: skip
     """Peak tensor memory of one training step of `batch` (after a first step made the optimizer state)."""
     accelerator = EmulatedAccelerator(device_type, mixed_precision)
     with FakeTensorMode(allow_non_fake_inputs=True), RealIntegerOps():
         objective = build_objective()
         # CUDA's AdamW default is foreach (a temporary as large as all parameters); on CPU it is a per-tensor loop.
-        optimizer = torch.optim.AdamW(objective.parameters(), lr=lr, weight_decay=weight_decay, foreach=device_type == "cuda")
+        optimizer = build_optimizer(objective, device_type == "cuda")
         objective.train()
         train_step(objective, optimizer, accelerator, batch, StepTimer())  # creates the optimizer state
         with TensorMemoryTracker(objective, optimizer) as tracker:

@@ -23,7 +23,8 @@ STAGES = ("data", "tokenizer", "model_build", "train", "eval")
 
 
 class RunProfiler:
-    """Accumulates one run's measurements; `record_fields()` turns them into schema columns."""
+    """Accumulates one run's measurements; `stage_fields`, `memory_fields` and `training_fields` turn
+    them into schema columns."""
 
     def __init__(self, device: torch.device, mixed_precision: str = "no") -> None:
         self.device = device

@@ -66,10 +66,21 @@ class ModelConfig:
                 raise ConfigError(f"model.{key} must be a string (\"\" for none), got {getattr(self, key)!r}")
 
 
-def build_encoder(cfg: ModelConfig, tokenizer_vocab_size: int, load_weights: bool = True) -> PreTrainedModel:
-    """The encoder body (no pooler: pooling is ours, and an unused pooler breaks DDP)."""
-    if cfg.pretrained:
-        return load_pretrained_encoder(cfg.pretrained, cfg.attn_implementation, load_weights)
+def build_encoder(cfg: ModelConfig, tokenizer_vocab_size: int, load_weights: bool = True,
+                  kept_rows: tuple[int, ...] | None = None) -> PreTrainedModel:  # fmt: skip
+    """The encoder body (no pooler: pooling is ours, and an unused pooler breaks DDP).
+
+    `kept_rows` (model.trim_vocabulary) keeps only those rows of the word embeddings, bit-identical;
+    model.freeze_embeddings takes them out of training."""
+    encoder = _pretrained(cfg, load_weights) if cfg.pretrained else _random_init(cfg, tokenizer_vocab_size)
+    if kept_rows is not None:
+        trim_embeddings(encoder, kept_rows)
+    if cfg.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    return encoder
+
+
+def _random_init(cfg: ModelConfig, tokenizer_vocab_size: int) -> PreTrainedModel:
     vocab_size = cfg.vocab_size or tokenizer_vocab_size
     if vocab_size < tokenizer_vocab_size:
         raise ConfigError(f"model.vocab_size ({vocab_size}) is smaller than the tokenizer's ({tokenizer_vocab_size})")
@@ -90,6 +101,34 @@ def build_encoder(cfg: ModelConfig, tokenizer_vocab_size: int, load_weights: boo
     return model_cls(config, add_pooling_layer=False)
 
 
+# A preset's architecture keys and the checkpoint config attributes they must agree with.
+_CHECKPOINT_KEYS = {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+                    "intermediate_size": "intermediate_size", "max_position_embeddings": "max_position_embeddings",
+                    "type_vocab_size": "type_vocab_size", "vocab_size": "vocab_size", "pad_token_id": "pad_token_id",
+                    "arch": "model_type"}  # fmt: skip
+
+
+def _pretrained(cfg: ModelConfig, load_weights: bool) -> PreTrainedModel:
+    encoder = load_pretrained_encoder(cfg.pretrained, cfg.attn_implementation, cfg.dropout, load_weights)
+    for key, attribute in _CHECKPOINT_KEYS.items():
+        wanted, actual = getattr(cfg, key), getattr(encoder.config, attribute, None)
+        if wanted is not None and wanted != actual:
+            raise ConfigError(f"model.{key}={wanted} but the checkpoint {cfg.pretrained!r} has {actual}; set it to null to take the checkpoint's")
+    return encoder
+
+
+def trim_embeddings(encoder: PreTrainedModel, kept_rows: tuple[int, ...]) -> None:
+    """Keep only `kept_rows` of the word embeddings, in that order (row i of the new table is row
+    kept_rows[i] of the old, bit for bit); the tokenizer remaps ids the same way."""
+    old = encoder.get_input_embeddings()
+    index = torch.tensor(kept_rows, dtype=torch.long, device=old.weight.device)
+    new = nn.Embedding(len(kept_rows), old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(old.weight.index_select(0, index))
+    encoder.set_input_embeddings(new)
+    encoder.config.vocab_size = len(kept_rows)
+
+
 def check_vocabulary(tokenizer_vocab_size: int, embedding_rows: int, where: str) -> None:
     """A tokenizer whose ids can exceed the embedding table would index rows that do not exist."""
     if tokenizer_vocab_size > embedding_rows:
@@ -97,8 +136,8 @@ def check_vocabulary(tokenizer_vocab_size: int, embedding_rows: int, where: str)
                           f"{embedding_rows:,} embedding rows; they do not belong together")
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def count_parameters(module: nn.Module, trainable: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -110,9 +149,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 class MaskedLMHead(nn.Module):
-    """BERT's MLM head (transform + decoder tied to the word embeddings), applied to masked positions only."""
+    """BERT's MLM head (transform + decoder tied to the word embeddings), applied to masked positions only.
 
-    def __init__(self, encoder: PreTrainedModel) -> None:
+    With `state` (a checkpoint's own head, bench.models.pretrained.load_mlm_head_state) its transform
+    and bias continue from the checkpoint; otherwise they start fresh and only the decoder, tied to the
+    embeddings, is pretrained. `source` records which."""
+
+    def __init__(self, encoder: PreTrainedModel, state: dict[str, torch.Tensor] | None = None,
+                 kept_rows: tuple[int, ...] | None = None) -> None:  # fmt: skip
         super().__init__()
         config = encoder.config
         self.transform = nn.Sequential(
@@ -120,6 +164,14 @@ class MaskedLMHead(nn.Module):
         )
         self.embeddings = encoder.get_input_embeddings()
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.source = "new, decoder tied to the word embeddings"
+        if state is not None:
+            if kept_rows is not None:  # the bias follows the trimmed vocabulary
+                state = {**state, "bias": state["bias"][torch.tensor(kept_rows)]}
+            missing, unexpected = self.load_state_dict(state, strict=False)
+            if unexpected or set(missing) != {"embeddings.weight"}:
+                raise ConfigError(f"the checkpoint's MLM head does not fit (missing {missing}, unexpected {unexpected})")
+            self.source = "checkpoint, decoder tied to the word embeddings"
 
     def forward(self, masked_hidden: torch.Tensor) -> torch.Tensor:
         # Logits are (n_masked, vocab): memory grows with masked tokens, not all tokens.

@@ -10,11 +10,15 @@ in `conf/model/`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
 from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from bench.errors import ConfigError
 
@@ -59,18 +63,67 @@ def load_pretrained_config(name_or_path: str) -> PretrainedConfig:
         raise ConfigError(f"model.pretrained={name_or_path!r} could not be loaded ({_first_line(exc)})") from None
 
 
-def load_pretrained_encoder(name_or_path: str, attn_implementation: str, load_weights: bool = True) -> PreTrainedModel:
-    """The encoder body without a pooler; `load_weights=False` builds the architecture only (fake tensors)."""
+def load_pretrained_encoder(name_or_path: str, attn_implementation: str, dropout: float,
+                            load_weights: bool = True) -> PreTrainedModel:  # fmt: skip
+    """The encoder body without a pooler, with the preset's dropout; `load_weights=False` builds the
+    architecture only (for fake tensors)."""
     location = resolve(name_or_path)
+    settings = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     try:
-        if not load_weights:
-            return AutoModel.from_config(load_pretrained_config(location), add_pooling_layer=False,
-                                         attn_implementation=attn_implementation)  # fmt: skip
-        return AutoModel.from_pretrained(location, add_pooling_layer=False, attn_implementation=attn_implementation)
+        with quiet_transformers():
+            if not load_weights:
+                config = load_pretrained_config(location)
+                for key, value in settings.items():
+                    setattr(config, key, value)
+                return AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+            return AutoModel.from_pretrained(location, add_pooling_layer=False, attn_implementation=attn_implementation,
+                                             **settings)  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model.pretrained={name_or_path!r} could not be loaded ({_first_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No progress bars while transformers saves or loads (restored afterwards)."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# Where a checkpoint keeps its masked-LM head, and how its parameters map onto `MaskedLMHead`.
+MLM_HEAD_KEYS = {
+    "bert": {"cls.predictions.transform.dense.weight": "transform.0.weight", "cls.predictions.transform.dense.bias": "transform.0.bias",
+             "cls.predictions.transform.LayerNorm.weight": "transform.2.weight", "cls.predictions.transform.LayerNorm.bias": "transform.2.bias",
+             "cls.predictions.bias": "bias"},
+    "xlm-roberta": {"lm_head.dense.weight": "transform.0.weight", "lm_head.dense.bias": "transform.0.bias",
+                    "lm_head.layer_norm.weight": "transform.2.weight", "lm_head.layer_norm.bias": "transform.2.bias",
+                    "lm_head.bias": "bias"},
+}  # fmt: skip
+
+
+def load_mlm_head_state(name_or_path: str) -> dict[str, torch.Tensor] | None:
+    """The checkpoint's masked-LM head as `MaskedLMHead` parameters, or None if it has none
+    (a retrieval model such as mE5 ships only its encoder)."""
+    location = Path(resolve(name_or_path))
+    files = sorted(location.glob("*.safetensors")) or sorted(location.glob("pytorch_model*.bin"))
+    if not files:
+        return None
+    keys = MLM_HEAD_KEYS.get(load_pretrained_config(str(location)).model_type, {})
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as handle:  # reads only the head's tensors
+                state.update({keys[k]: handle.get_tensor(k) for k in handle.keys() if k in keys})
+        else:
+            tensors = torch.load(file, map_location="cpu", weights_only=True)
+            state.update({keys[k]: v for k, v in tensors.items() if k in keys})
+    return state if keys and len(state) == len(keys) else None

@@ -56,6 +56,11 @@ class RunRecord:
     tokenizer_policy: str | None = None
     tokenizer_name: str | None = None  # wordpiece-<content key>, or the pretrained model it belongs to
     vocab_size: int | None = None
+    embedding_rows: int | None = None  # rows of the word-embedding table as trained (trimmed or not)
+    vocabulary_trimmed: bool | None = None  # model.trim_vocabulary: only the rows the run's texts use
+    embeddings_frozen: bool | None = None  # model.freeze_embeddings: no gradient, no optimizer state
+    trainable_params: int | None = None
+    mlm_head: str | None = None  # mbert: the checkpoint's head, or a new one tied to the embeddings
     budget: str | None = None  # "fixed" or "per_language"
     steps: int | None = None
     warmup_steps: int | None = None  # excluded from timing

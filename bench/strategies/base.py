@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_contrastive
@@ -20,6 +21,14 @@ from bench.errors import ConfigError
 from bench.strategies.sampling import BatchSampler, ParallelIndex
 from bench.training.loop import Collate
 from bench.training.objective import ContrastiveRetriever
+
+
+@dataclass(frozen=True)
+class PretrainedParts:
+    """What a checkpoint brings besides the encoder, for objectives that can use it."""
+
+    mlm_head: dict[str, torch.Tensor] | None = None  # its masked-LM head (None: it has none, or random init)
+    kept_rows: tuple[int, ...] | None = None  # the trimmed vocabulary's rows, for heads sized by it
 
 
 def step_seed(seed: int, purpose: str, step: int) -> int:
@@ -40,7 +49,7 @@ class Strategy:
     def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
         raise NotImplementedError
 
-    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool) -> nn.Module:
+    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool, pretrained: PretrainedParts) -> nn.Module:
         raise NotImplementedError
 
     def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:
@@ -77,7 +86,7 @@ class ContrastiveStrategy(Strategy):
             raise ConfigError(f"strategy.temperature must be a positive number, got {self.temperature!r}")
         self.check()
 
-    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool) -> nn.Module:
+    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool, pretrained: PretrainedParts) -> nn.Module:
         return ContrastiveRetriever(encoder, pooling, self.temperature, gather_negatives)
 
     def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:

@@ -18,7 +18,7 @@ from torch import nn
 from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_masked_lm
 from bench.errors import ConfigError
 from bench.models.encoder import POOLINGS
-from bench.strategies.base import Collate, Strategy, step_seed
+from bench.strategies.base import Collate, PretrainedParts, Strategy, step_seed
 from bench.strategies.registry import register
 from bench.strategies.sampling import Batch as PairBatch
 from bench.strategies.sampling import BatchSampler, Epoch, PairRef, ParallelIndex
@@ -101,8 +101,9 @@ class MaskedLM(Strategy):
     def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
         return MaskedLMBatchSampler(index, batch_size, seed, self.sampling_exponent)
 
-    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool) -> nn.Module:
-        return MaskedLanguageModel(encoder)
+    def build_objective(self, encoder: nn.Module, pooling: str, gather_negatives: bool, pretrained: PretrainedParts) -> nn.Module:
+        # On a pretrained encoder this continues masked-LM training, with the checkpoint's head where it has one.
+        return MaskedLanguageModel(encoder, pretrained.mlm_head, pretrained.kept_rows)
 
     def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:
         def collate(step: int, refs: list[PairRef]) -> Batch:

@@ -42,6 +42,9 @@ class ContrastiveRetriever(nn.Module):
         self.temperature = temperature
         self.gather_negatives = gather_negatives
 
+    def record_fields(self) -> dict:
+        return {}
+
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return F.normalize(pool(hidden, attention_mask, self.pooling), dim=-1)
@@ -58,10 +61,14 @@ class ContrastiveRetriever(nn.Module):
 class MaskedLanguageModel(nn.Module):
     """mBERT-style MLM: the vocabulary projection runs only at masked positions."""
 
-    def __init__(self, encoder: PreTrainedModel) -> None:
+    def __init__(self, encoder: PreTrainedModel, head_state: dict[str, torch.Tensor] | None = None,
+                 kept_rows: tuple[int, ...] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.encoder = encoder
-        self.head = MaskedLMHead(encoder)
+        self.head = MaskedLMHead(encoder, head_state, kept_rows)
+
+    def record_fields(self) -> dict:
+        return {"mlm_head": self.head.source}
 
     def forward(self, input_ids, attention_mask, labels) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
