@@ -34,7 +34,7 @@ from bench.predict import predict_row
 from bench.results.schema import SUCCESS, RunRecord
 from bench.results.store import ensure_writable_dir, read_run, write_run
 from bench.stages import (
-    build_objective, build_optimizer, choose_probed_step, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
+    build_objective, build_optimizer, build_scheduler, choose_probed_step, quality_curve, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
     resolve_device, unk_fields,
 )  # fmt: skip
 from bench.strategies.sampling import BatchStats
@@ -66,22 +66,31 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     with profiler.stage("model_build"):
         objective = build_objective(cfg, prepared)
         optimizer = build_optimizer(cfg, objective)
+        scheduler = build_scheduler(cfg, optimizer)
         record.update(**model_fields(cfg, objective))
         objective, optimizer = accelerator.prepare(objective, optimizer)
     encoder = accelerator.unwrap_model(objective).encoder
+    pooling = cfg.strategy.evaluation_pooling(cfg.model.pooling)
+    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
+    curve = quality_curve(cfg, profiler)
+
+    def after_step(step: int) -> None:
+        if curve is not None and curve.due(step):
+            with profiler.excluded("curve_eval"):
+                curve.measure(step, text_encoder)
 
     collate = make_collate(cfg, prepared)
     roles = StepRoles(cfg.train.warmup_steps, choose_probed_step(cfg, plan, collate))  # global: every rank probes the same step
     with profiler.training_window():
         outcome = train(objective, optimizer, local_plan, collate, accelerator, roles,
-                        cfg.profiler.track_memory, cfg.profiler.count_flops)  # fmt: skip
+                        cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step)  # fmt: skip
     record.update(loss_curve=outcome.losses, final_loss=outcome.losses[-1] if outcome.losses else None)
     record.update(**profiler.training_fields(outcome, world, record.device_name, global_work(outcome.work)))
     record.update(**gather_memory_fields(profiler.memory_fields(outcome)))
+    if curve is not None:
+        record.update(**curve.record_fields(cfg.eval.curve.target))
 
     per_setting = None
-    pooling = cfg.strategy.evaluation_pooling(cfg.model.pooling)
-    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
     if cfg.results.save_encoder and accelerator.is_main_process:
         text_encoder.save(Path(cfg.results.dir) / "encoders" / cfg.run_id)
     if eval_sets and accelerator.is_main_process:

@@ -22,14 +22,16 @@ from bench.data.pairs import TrainingPairs, texts_by_language, training_pairs
 from bench.data.synthetic import synthesize
 from bench.data.tokenizer import RunTokenizer, tokenizer_for_run, unknown_rates
 from bench.errors import BenchError, ConfigError
-from bench.evaluation.sets import EvalSet, eval_sets_for
+from bench.evaluation.curve import QualityCurve, curve_subset
+from bench.evaluation.references import references
+from bench.evaluation.sets import EvalSet, eval_sets_for, heldout_set
 from bench.evaluation.encode import TextEncoder
 from bench.models.encoder import build_encoder, check_vocabulary
 from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
 from bench.results.schema import RunRecord
 from bench.strategies.base import PretrainedParts
 from bench.strategies.sampling import PairRef
-from bench.training.loop import Collate
+from bench.training.loop import Collate, linear_schedule
 
 RNG_SOURCE = ("seed drives every stream, each derived from (seed, purpose, epoch or step) by hashing: "
               "torch.manual_seed(seed) (init), Random('groups/seed=s/epoch=e') (batches), "
@@ -75,6 +77,8 @@ def describe(cfg: RunConfig, command: str | None) -> RunRecord:
         batch_size=cfg.train.batch_size,
         max_length=cfg.train.max_length,
         lr=cfg.train.lr,
+        lr_schedule=cfg.train.lr_schedule,
+        lr_warmup_steps=cfg.train.lr_warmup_steps,
         mode=cfg.mode,
         threads=cfg.train.threads,
         launcher=cfg.launcher.name,
@@ -177,6 +181,31 @@ def build_optimizer(cfg: RunConfig, objective: nn.Module, foreach: bool | None =
     """AdamW over the parameters that train (frozen embeddings get neither gradients nor state)."""
     trainable = [p for p in objective.parameters() if p.requires_grad]
     return torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, foreach=foreach)
+
+
+def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if cfg.train.lr_schedule == "constant":
+        return None
+    return linear_schedule(optimizer, cfg.train.lr_warmup_steps, cfg.steps)
+
+
+def quality_curve(cfg: RunConfig, profiler) -> QualityCurve | None:
+    """eval.curve: the evaluation during training, its training seconds read from the profiler."""
+    if not cfg.eval.curve.every_steps:
+        return None
+    subset = curve_subset(heldout_set(cfg.eval, cfg.data), cfg.eval.curve.articles)
+    return QualityCurve(subset, cfg.eval.curve.metric, cfg.eval.curve.every_steps, cfg.steps, cfg.train.batch_size,
+                        lambda: profiler.running_s("train"), cfg.eval.batch_size, cfg.eval.query_chunk)  # fmt: skip
+
+
+def reference_levels(cfg: RunConfig, skip: set[str] = frozenset()) -> dict:
+    """Chance, lexical and (for a pretrained model) zero-shot levels of the run's evaluation sets."""
+    eval_sets = [s for s in load_eval_sets(cfg) if s.name not in skip]
+    if not eval_sets:
+        return {}
+    torch.set_num_threads(cfg.train.threads)
+    pretrained = (cfg.model.name, zero_shot_encoder(cfg)) if cfg.model.pretrained else None
+    return references(eval_sets, pretrained, cfg.eval.batch_size, cfg.eval.query_chunk)
 
 
 def zero_shot_encoder(cfg: RunConfig) -> TextEncoder:

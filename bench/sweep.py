@@ -33,7 +33,8 @@ from bench.measure.provenance import RESULTS_PATH, git_commit, git_dirty, git_ig
 from bench.results.figures import plot_results
 from bench.results.schema import SUCCESS
 from bench.results.store import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs
-from bench.stages import warm_vocabularies
+from bench.evaluation.references import read_references, write_references
+from bench.stages import reference_levels, warm_vocabularies
 
 EXIT_INTERRUPTED = 130
 ORDER_FILE = "sweeps.jsonl"
@@ -76,6 +77,16 @@ def record_order(results_dir: Path, order: list[RunConfig], seed: int) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
+def write_reference_levels(results_dir: Path, configs: list[RunConfig]) -> None:
+    """Chance, lexical and zero-shot levels of the sweep's evaluation sets, once per directory."""
+    evaluated = [c for c in configs if c.eval.enabled and c.mode == "train"]
+    if evaluated:
+        known = set(read_references(results_dir))
+        levels = reference_levels(evaluated[0], skip=known)
+        if levels:
+            write_references(results_dir, levels)
+
+
 def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = True) -> bool:
     """Launch every planned run not already ok, in seeded random order; False if interrupted."""
     done = set().union(*({r.run_id for r in read_runs(d) if r.status in SUCCESS} for d in {Path(p.config.results.dir) for p in planned}))
@@ -85,6 +96,7 @@ def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = 
         return True
     for directory in sorted({Path(c.results.dir) for c in todo}):
         record_order(directory, todo, order_seed)
+        write_reference_levels(directory, [c for c in todo if Path(c.results.dir) == directory])
     warm_vocabularies(todo)
     progress = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not show_progress)
     started = {"t": time.perf_counter()}

@@ -29,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 MODES = ("train", "predict")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 LAUNCHERS = ("local", "parallel", "slurm")
+LR_SCHEDULES = ("constant", "linear")
+CURVE_METRICS = ("map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi")
 DATA_PARTS = ("heldout", "train", "all")  # evaluation sets made from the run's own data
 
 
@@ -60,6 +62,8 @@ class TrainConfig:
     steps_per_language: int
     warmup_steps: int  # excluded from the timing statistics
     lr: float
+    lr_schedule: str  # constant | linear (warm-up over lr_warmup_steps, then linear decay to 0)
+    lr_warmup_steps: int
     weight_decay: float
     threads: int
     mixed_precision: str
@@ -73,10 +77,13 @@ class TrainConfig:
             raise ConfigError(f"train.batch_size must be at least 2 for in-batch negatives, got {self.batch_size}")
         if self.max_length < 4:
             raise ConfigError(f"train.max_length must be at least 4 tokens, got {self.max_length}")
-        for key in ("warmup_steps",):
+        for key in ("warmup_steps", "lr_warmup_steps"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ConfigError(f"train.{key} must be an integer >= 0, got {getattr(self, key)!r}")
         _choice(self.budget, "train.budget", BUDGETS)
+        _choice(self.lr_schedule, "train.lr_schedule", LR_SCHEDULES)
+        if self.lr_schedule == "constant" and self.lr_warmup_steps:
+            raise ConfigError("train.lr_warmup_steps needs train.lr_schedule=linear (a constant rate has no warm-up)")
         _choice(self.mixed_precision, "train.mixed_precision", MIXED_PRECISION)
         if self.batch_size % self.devices:
             raise ConfigError(f"train.batch_size={self.batch_size} must be divisible by train.devices={self.devices}")
@@ -107,6 +114,22 @@ class ExternalSet:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    """Evaluation during training (bench.evaluation.curve): quality against cost, and the cost to a target."""
+
+    every_steps: int  # 0: off
+    articles: int  # the fixed subset: the first N held-out articles, every language
+    metric: str
+    target: float | None  # steps_to_target etc. are read off the curve where it first reaches this
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every_steps, int) or self.every_steps < 0:
+            raise ConfigError(f"eval.curve.every_steps must be an integer >= 0 (0: off), got {self.every_steps!r}")
+        _positive_int(self.articles, "eval.curve.articles")
+        _choice(self.metric, "eval.curve.metric", CURVE_METRICS)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How a trained encoder is evaluated after a run (`conf/eval/*.yaml`)."""
 
@@ -117,6 +140,7 @@ class EvalConfig:
     batch_size: int  # texts per encoder forward pass
     max_length: int | None  # None: the run's train.max_length
     query_chunk: int  # queries scored at once; bounds memory at chunk x pool floats
+    curve: CurveConfig
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "query_chunk"):
@@ -230,6 +254,10 @@ def check_compatible(cfg: RunConfig) -> None:
                           f"(tokenizer.policy={cfg.tokenizer.policy} would feed another vocabulary's ids into its embeddings)")
     if cfg.tokenizer.policy == "pretrained" and not cfg.model.pretrained:
         raise ConfigError("tokenizer=pretrained reads the tokenizer of model.pretrained, which is not set")
+    if cfg.eval.curve.every_steps and not cfg.eval.enabled:
+        raise ConfigError("eval.curve.every_steps needs eval.enabled=true")
+    if cfg.eval.curve.every_steps and cfg.train.devices > 1:
+        raise ConfigError("eval.curve.every_steps evaluates on one process; it needs train.devices=1")
     if cfg.mode == "train" and cfg.eval.enabled and cfg.data.synthetic_languages is not None:
         raise ConfigError("data=synthetic has no evaluation set (its languages are not real); add eval=none")
 
@@ -282,6 +310,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return tuple(value)
     if origin is dict and isinstance(value, dict) and dataclasses.is_dataclass(args[1]):
         return {name: build(args[1], item, f"{key}.{name}") for name, item in value.items()}
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return build(hint, value, key)
     if origin is tuple and isinstance(value, str):
         raise ConfigError(f"{key} must be a list, got the string {value!r}")
     return value

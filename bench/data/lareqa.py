@@ -166,9 +166,13 @@ def heldout_articles(titles: tuple[str, ...], fraction: float) -> set[int]:
     """
     if not 0.0 < fraction < 1.0:
         raise DataError(f"data.heldout_fraction must be in (0, 1), got {fraction}")
-    ranked = sorted(range(len(titles)), key=lambda i: hashlib.sha1(titles[i].encode()).hexdigest())
     n_heldout = max(1, round(len(titles) * fraction))
-    return set(ranked[:n_heldout])
+    return set(articles_by_hash(titles)[:n_heldout])
+
+
+def articles_by_hash(titles: tuple[str, ...]) -> list[int]:
+    """Article indices in the order of SHA-1(title): the order in which articles are held out."""
+    return sorted(range(len(titles)), key=lambda i: hashlib.sha1(titles[i].encode()).hexdigest())
 
 
 def split_by_article(dataset: LareqaDataset, fraction: float) -> tuple[LareqaDataset, LareqaDataset]:

@@ -51,6 +51,11 @@ def eval_sets_for(eval_cfg: EvalConfig, data: DataConfig) -> list[EvalSet]:
     return sets
 
 
+def heldout_set(eval_cfg: EvalConfig, data: DataConfig) -> EvalSet:
+    """The held-out part of the run's data, in `eval.languages` (what the training curve samples)."""
+    return _data_part("heldout", data, _restrict(data.languages, eval_cfg.languages, "heldout"))
+
+
 def _data_part(part: str, data: DataConfig, languages: tuple[str, ...]) -> EvalSet:
     full = load_lareqa(data.name, data.root, languages)
     if part == "all":

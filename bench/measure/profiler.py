@@ -19,7 +19,7 @@ from bench.measure.provenance import collect_provenance
 from bench.measure.timing import throughput
 from bench.training.loop import TrainingOutcome, WorkCounter
 
-STAGES = ("data", "tokenizer", "model_build", "train", "eval")
+STAGES = ("data", "tokenizer", "model_build", "train", "eval", "curve_eval")
 
 
 class RunProfiler:
@@ -30,6 +30,8 @@ class RunProfiler:
         self.device = device
         self.mixed_precision = mixed_precision
         self.stage_s: dict[str, float] = {}
+        self._open: dict[str, float] = {}  # stages running now: their start time
+        self._excluded: dict[str, float] = {}  # time excluded from each running stage so far
         self.energy_j: float | None = None
         self.energy_method: str | None = None
         # A fresh process per run makes the high-water mark this run's own; the reset guards in-process reuse.
@@ -41,11 +43,29 @@ class RunProfiler:
         """Wall-clock time of one stage of the run (data, tokenizer, model_build, train, eval)."""
         if name not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {name!r}")
-        started = time.perf_counter()
+        self._open[name], self._excluded[name] = time.perf_counter(), 0.0
         try:
             yield
         finally:
-            self.stage_s[name] = self.stage_s.get(name, 0.0) + time.perf_counter() - started
+            self.stage_s[name] = self.stage_s.get(name, 0.0) + self.running_s(name)
+            del self._open[name], self._excluded[name]
+
+    @contextlib.contextmanager
+    def excluded(self, name: str):
+        """A stage of its own inside running stages, whose time is taken out of theirs (evaluation
+        during training never enters train_s)."""
+        started = time.perf_counter()
+        try:
+            with self.stage(name):
+                yield
+        finally:
+            for running in self._open:
+                if running != name:
+                    self._excluded[running] += time.perf_counter() - started
+
+    def running_s(self, name: str) -> float:
+        """Seconds so far in a running stage, minus what was excluded from it."""
+        return time.perf_counter() - self._open[name] - self._excluded[name]
 
     @contextlib.contextmanager
     def training_window(self):
@@ -72,6 +92,7 @@ class RunProfiler:
             "init_s": sum(s for s in init if s is not None),
             "train_s": self.stage_s.get("train"),
             "eval_s": self.stage_s.get("eval"),
+            "curve_eval_s": self.stage_s.get("curve_eval"),
         }
 
     def memory_fields(self, outcome: TrainingOutcome | None) -> dict:

@@ -29,6 +29,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 from bench.results.fit import (
     PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
 )  # fmt: skip
+from bench.evaluation.references import read_references
 from bench.results.store import load_results, write_table_atomic
 from bench.results.schema import EVAL_ROLES, Metric, metrics_where
 from bench.strategies import strategy_names
@@ -64,6 +65,7 @@ COST_FIGURES = (
     CurveFigure("peak_tensor_memory", "Peak tensor memory at the tracked step"),
     CurveFigure("peak_rss", "Peak resident set size of the run process"),
     CurveFigure("throughput", "Training throughput"),
+    CurveFigure("cost_to_target", "Cost to reach the target quality (eval.curve.target; runs that never reach it are left out)"),
 )
 
 
@@ -167,7 +169,35 @@ def _set_l_axis(ax, levels, log: bool) -> None:
 # ---------------------------------------------------------------- figures
 
 
-def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles) -> bool:
+_REFERENCE_STYLES = {"chance": (":", "#7f7f7f"), "lexical": ("--", "#000000")}  # zero-shot models: dash-dot
+
+
+def reference_levels(runs: pd.DataFrame, column: str, references: dict) -> dict[str, float]:
+    """{label: value} of the reference levels (chance, lexical, zero-shot) for a quality column."""
+    role, metric = _quality_parts(column)
+    if role is None or f"eval_{role}_set" not in runs:
+        return {}
+    names = runs[f"eval_{role}_set"].dropna().unique()
+    if len(names) != 1 or names[0] not in references:
+        return {}
+    return {label: summary[metric] for label, summary in references[names[0]].items()
+            if isinstance(summary, dict) and summary.get(metric) is not None}  # fmt: skip
+
+
+def _quality_parts(column: str) -> tuple[str | None, str]:
+    for role in EVAL_ROLES:
+        if column.startswith(f"eval_{role}_"):
+            return role, column.removeprefix(f"eval_{role}_")
+    return None, column
+
+
+def _draw_references(ax, levels: dict[str, float], divisor: float = 1.0) -> None:
+    for label, value in levels.items():
+        linestyle, colour = _REFERENCE_STYLES.get(label, ("-.", "#9467bd"))
+        ax.axhline(value / divisor, linestyle=linestyle, color=colour, linewidth=1.1, label=f"{label} ({value:.3g})")
+
+
+def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles, references: dict | None = None) -> bool:
     """Median-with-range curves of one metric, one per (strategy, source); False when nothing to draw."""
     summary = seed_summary(runs, panel.column)
     if log:
@@ -183,6 +213,7 @@ def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles)
             linestyle="--" if source == PREDICTED else "-", mfc="white" if source == PREDICTED else colour,
             label=_label(strategy, source, fits.get((strategy, source, panel.column)) if log else None),
         )  # fmt: skip
+    _draw_references(ax, reference_levels(runs, panel.column, references or {}), divisor)
     if log:
         ax.set_yscale("log")
         # Plain numbers, and minor ticks labelled (2, 5, ...) only when the axis spans few decades.
@@ -195,7 +226,7 @@ def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles)
     return True
 
 
-def curve_figure(spec: CurveFigure, runs, failed, fits, styles) -> Figure | None:
+def curve_figure(spec: CurveFigure, runs, failed, fits, styles, references: dict | None = None) -> Figure | None:
     """One CurveFigure; panels whose metric is entirely null are left out; None when all are."""
     panels = [p for p in spec.panels if p.column in present_metrics(runs, [p.column])]
     if not panels:
@@ -203,7 +234,7 @@ def curve_figure(spec: CurveFigure, runs, failed, fits, styles) -> Figure | None
     axes_note = " (log-log axes)" if spec.log else " (linear axes)"
     fig, axes = _new_figure(len(panels), spec.title + axes_note, nrows=2 if len(panels) > 3 else 1,
                             width=8.4 if len(panels) == 1 else 7.2)  # fmt: skip
-    drawn = [_draw_curves(ax, runs, p, spec.log, fits, styles) for ax, p in zip(axes, panels)]
+    drawn = [_draw_curves(ax, runs, p, spec.log, fits, styles, references) for ax, p in zip(axes, panels)]
     if not any(drawn):
         return None
     if len(panels) == 1:
@@ -255,7 +286,7 @@ def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
     return fig
 
 
-def cost_quality_figure(role: str, runs, failed, styles) -> Figure | None:
+def cost_quality_figure(role: str, runs, failed, styles, references: dict | None = None) -> Figure | None:
     """Quality bought per unit of time: x = training (else wall) time, y = multilingual mAP."""
     quality = f"eval_{role}_map_multi"
     cost = next(iter(present_metrics(runs, ["train_s", "wall_s"])), None)
@@ -275,6 +306,7 @@ def cost_quality_figure(role: str, runs, failed, styles) -> Figure | None:
         for n_lang, row in med.iterrows():
             ax.annotate(f"L={n_lang}", (row[cost], row[quality]), fontsize=8, color=colour,
                         xytext=(5, 4), textcoords="offset points")  # fmt: skip
+    _draw_references(ax, reference_levels(runs, quality, references or {}))
     ax.set_xscale("log")
     ax.margins(x=0.08)  # room for the L=… labels at the right end
     ax.xaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
@@ -284,6 +316,33 @@ def cost_quality_figure(role: str, runs, failed, styles) -> Figure | None:
     ax.set_title("Up and to the left is better: more quality for less time")
     ax.legend(title="strategy", loc="best", framealpha=0.85)
     note = "Small markers: single runs (one per seed). Large markers joined by lines: median per L, labelled L=…"
+    _add_footnote(fig, note + _failed_note(failed))
+    return fig
+
+
+def loss_curve_figure(runs: pd.DataFrame, failed: pd.DataFrame, styles) -> Figure | None:
+    """Training loss per step of the contrastive strategies, one panel per L, with chance at ln(batch size)."""
+    runs = runs[(runs.get("objective") == "contrastive") & runs["loss_curve"].map(lambda c: c is not None and len(c) > 0)]
+    if runs.empty:
+        return None
+    levels = sorted(runs["n_languages"].unique())
+    fig, axes = _new_figure(len(levels), "Contrastive training loss (median over seeds)", nrows=2 if len(levels) > 3 else 1,
+                            width=5.6)  # fmt: skip
+    for ax, level in zip(axes, levels):
+        at_level = runs[runs["n_languages"] == level]
+        for strategy, group in at_level.groupby("strategy", sort=False):
+            curves = np.array([np.asarray(c, dtype=float) for c in group["loss_curve"]], dtype=object)
+            length = min(len(c) for c in curves)
+            median = np.median(np.stack([c[:length] for c in curves]), axis=0)
+            colour, _ = styles[strategy]
+            ax.plot(np.arange(1, length + 1), median, color=colour, label=f"{strategy} (n={len(curves)})", linewidth=1.4)
+        for batch in sorted(at_level["batch_size"].dropna().unique()):
+            ax.axhline(math.log(batch), linestyle=":", color="#7f7f7f", label=f"chance: ln {int(batch)} = {math.log(batch):.3f}")
+        ax.set_title(f"L = {level}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("InfoNCE loss")
+        ax.legend(fontsize=8)
+    note = "Lines: median over seeds of each step's loss. A loss at ln(batch size) means the model cannot tell its positive from the negatives."
     _add_footnote(fig, note + _failed_note(failed))
     return fig
 
@@ -298,7 +357,8 @@ def _failed_note(failed: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- orchestration
 
 
-def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame) -> list[tuple[str, str, Callable]]:
+def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
+                references: dict | None = None) -> list[tuple[str, str, Callable]]:  # fmt: skip
     """(file stem, title, builder) of every figure the table has data for, in reading order."""
     styles, lookup = strategy_styles(runs["strategy"].dropna().unique()), fit_lookup(fits)
 
@@ -306,20 +366,22 @@ def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame) ->
         return bool(present_metrics(runs, metrics))
 
     def curves(spec: CurveFigure) -> tuple[str, str, Callable]:
-        return spec.name, spec.title, lambda: curve_figure(spec, runs, failed, lookup, styles)
+        return spec.name, spec.title, lambda: curve_figure(spec, runs, failed, lookup, styles, references)
 
     plan = [curves(f) for f in COST_FIGURES if has(*(p.column for p in f.panels))]
     if has(*(m.column for m in metrics_where(figure="memory_breakdown"))):
         at = next((i + 1 for i, entry in enumerate(plan) if entry[0] == "peak_tensor_memory"), len(plan))
         plan.insert(at, ("memory_breakdown", "Peak tensor memory by component",
                          lambda: memory_breakdown_figure(runs, failed, styles)))  # fmt: skip
+    if "loss_curve" in runs and "objective" in runs and (runs["objective"] == "contrastive").any():
+        plan.append(("loss_curves", "Contrastive training loss", lambda: loss_curve_figure(runs, failed, styles)))
     for role in EVAL_ROLES:
         spec = quality_figure(role)
         if has(*(p.column for p in spec.panels)):
             plan.append(curves(spec))
         if has(f"eval_{role}_map_multi") and has("train_s", "wall_s"):
             plan.append((f"cost_quality_{role}", f"Cost vs quality ({ROLE_NAMES[role]})",
-                         lambda r=role: cost_quality_figure(r, runs, failed, styles)))  # fmt: skip
+                         lambda r=role: cost_quality_figure(r, runs, failed, styles, references)))  # fmt: skip
     return plan
 
 
@@ -345,7 +407,7 @@ def plot_results(results_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with matplotlib.rc_context(_STYLE):
-        for stem, _title, build in figure_plan(runs, failed, fits):
+        for stem, _title, build in figure_plan(runs, failed, fits, read_references(results_dir)):
             fig = build()
             if fig is None:
                 continue

@@ -68,6 +68,8 @@ class RunRecord:
     max_length: int | None = None
     temperature: float | None = None
     lr: float | None = None
+    lr_schedule: str | None = None
+    lr_warmup_steps: int | None = None
     mode: str | None = None  # "train" or "predict"
     device_type: str | None = None
     n_devices: int | None = None
@@ -85,6 +87,7 @@ class RunRecord:
     model_build_s: float | None = None
     train_s: float | None = None
     eval_s: float | None = None
+    curve_eval_s: float | None = None  # evaluation during training (never part of train_s)
     measured_steps: int | None = None
     measured_s: float | None = None
     step_times_s: list[float] = field(default_factory=list)
@@ -154,6 +157,18 @@ class RunRecord:
     eval_zeroshot_rank_distance: float | None = None
     eval_zeroshot_ndcg10_multi: float | None = None
     eval_zeroshot_r1_multi: float | None = None
+
+    # quality against cost during training (eval.curve), and the cost to reach eval.curve.target
+    curve_set: str | None = None
+    curve_metric: str | None = None
+    curve_steps: list[float] = field(default_factory=list)
+    curve_samples: list[float] = field(default_factory=list)
+    curve_train_s: list[float] = field(default_factory=list)
+    curve_values: list[float] = field(default_factory=list)
+    target_value: float | None = None
+    steps_to_target: int | None = None  # missing: not reached
+    samples_to_target: int | None = None
+    train_s_to_target: float | None = None
 
     # provenance
     git_commit: str | None = None
@@ -263,6 +278,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_rss_bytes", "Peak RSS", "bytes", "lower", fitted=True, gate="rss", figure="peak_rss", reported=True),
     *_quality("heldout"),
     *_quality("zeroshot"),
+    Metric("steps_to_target", "Steps to the target quality", "rate", "lower", "steps", fitted=True, figure="cost_to_target",
+           reported=True),  # fmt: skip
+    Metric("samples_to_target", "Samples to the target quality", "rate", "lower", "samples", fitted=True),
+    Metric("train_s_to_target", "Training time to the target quality", "seconds", "lower", fitted=True,
+           figure="cost_to_target", reported=True),  # fmt: skip
 )
 METRIC = {m.column: m for m in METRICS}
 

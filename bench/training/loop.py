@@ -67,6 +67,17 @@ class TrainingOutcome:
     probe: StepProbe | None
 
 
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over `warmup_steps`, then linear decay to 0 at the last step (BERT's schedule)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_step(objective, optimizer, accelerator: Accelerator, batch: Batch, timer: StepTimer) -> torch.Tensor:
     with timer.phase("forward"), accelerator.autocast():
         loss = objective(**batch.inputs)
@@ -101,8 +112,12 @@ def train(
     roles: StepRoles,
     track_memory: bool = True,
     count_step_flops: bool = True,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> TrainingOutcome:
-    """Run every planned step; return raw timing samples, work counts, losses and the probe."""
+    """Run every planned step; return raw timing samples, work counts, losses and the probe.
+
+    `after_step(step)` runs between steps, outside every timed step (periodic evaluation)."""
     timer = StepTimer(accelerator.device)
     work = WorkCounter()
     losses: list[torch.Tensor] = []
@@ -118,8 +133,12 @@ def train(
                 probe = StepProbe(step, peak, flops, batch.padded_tokens)
             else:
                 loss = train_step(objective, optimizer, accelerator, batch, timer)
+            if scheduler is not None:
+                scheduler.step()
         losses.append(loss)  # kept on device: .item() here would sync the device every step
         if measured:
             work.add(batch)
+        if after_step is not None:
+            after_step(step)
     curve = torch.stack(losses).float().cpu().tolist() if losses else []
     return TrainingOutcome(timer.summary(), work, curve, probe)
