@@ -117,7 +117,7 @@ def test_summary_keys_are_the_schema_columns_and_seen_marks(xquad_split):
     _, heldout = xquad_split
     small = heldout.restrict_articles({min(q.article for q in heldout.by_lang["en"].questions)}, "one")
     result = evaluate(HashEncoder(), [EvalSet("xquad-r-heldout", "heldout", small)], seen_languages=("en", "de", "xx"))
-    schema_eval = {f.name for f in dataclasses.fields(RunRecord) if f.name.startswith("eval_")}
+    schema_eval = {f.name for f in dataclasses.fields(RunRecord) if f.name.startswith("eval_")} - {"eval_s"}  # eval_s: the stage
     assert set(result.summary) == schema_eval
     RunRecord(run_id="r", config_hash="c").update(**result.summary)
     assert result.summary["eval_languages_seen"] == "en,de"  # in evaluation order, only evaluated languages
@@ -166,3 +166,20 @@ def test_per_language_summary_of_the_heldout_set(xquad_split):
     assert per_lang["en"]["map_mono"] == pytest.approx(en[en.setting == "mono"]["map"].item(), abs=1e-6)
     assert per_lang["en"]["map_cross_from"] == pytest.approx(en[en.setting == "cross"]["map"].mean(), abs=1e-6)
     assert per_lang == by_language(t)
+
+
+def test_ties_favour_no_language():
+    """With every score equal, the ranking is the seeded tie order: languages interleave, none comes first."""
+
+    class Constant:
+        def encode(self, texts, batch_size, kind="passage"):
+            return torch.nn.functional.normalize(torch.ones(len(texts), 4), dim=1)
+
+    (heldout,) = eval_sets("eval.sets=[heldout]", "eval.languages=[ar,de,th,zh]")
+    table = evaluate(Constant(), [heldout]).table
+    multi = table[table.setting == "multi"].set_index("query_lang")["rank_distance"]
+    assert multi.max() / multi.min() < 1.1  # every language's answers spread over the same ranks
+    encoded = encode_set(Constant(), heldout.dataset, 256)
+    ranks = rank_set(encoded).pool.float()
+    by_answer_lang = [ranks[:, k][ranks[:, k] > 0].mean().item() for k in range(len(encoded.languages))]
+    assert max(by_answer_lang) / min(by_answer_lang) < 1.1  # with pool-order ties ar's answers would rank first

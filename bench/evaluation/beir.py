@@ -7,14 +7,15 @@ Layout of one exported setting (a pool and its queries):
     <dir>/qrels/test.tsv     query-id <tab> corpus-id <tab> score (1 = relevant)
     <dir>/runs/<tag>.trec    qid Q0 docid rank score tag, best first, `depth` lines per query
 
-Ties. Our metrics break equal scores by the lower candidate index; trec_eval (and
-pytrec_eval, which embeds it) ignores the rank column, re-sorts by score and breaks equal
-scores by docno in *decreasing* strcmp order. Scores are written exactly (the shortest
-decimal that reads back as the same float, so equal scores stay equal and distinct ones
-distinct), and tied documents are not nudged apart. Instead the document ids of an exported
-pool start with a zero-padded countdown, `f"{n - 1 - i:0{w}d}.{lang}.{article}.{paragraph}.{sentence}"`
-for pool index i, so decreasing docno order *is* pool order and both tools rank every tie
-identically. When a BEIR directory is loaded, its documents are put in decreasing id order
+Ties. Our metrics break equal scores by a tie order (for a LAReQA set, a permutation of the
+pool seeded per set: `metrics.tie_positions`); trec_eval (and pytrec_eval, which embeds it)
+ignores the rank column, re-sorts by score and breaks equal scores by docno in *decreasing*
+strcmp order. Scores are written exactly (the shortest decimal that reads back as the same
+float, so equal scores stay equal and distinct ones distinct), and tied documents are not nudged
+apart. Instead an exported pool lists its documents in tie order, and their ids start with a
+zero-padded countdown, `f"{n - 1 - i:0{w}d}.{lang}.{article}.{paragraph}.{sentence}"` for the
+i-th document in tie order, so decreasing docno order *is* the tie order (written into the
+export this way) and both tools rank every tie identically. When a BEIR directory is loaded, its documents are put in decreasing id order
 (bytes, as strcmp compares UTF-8) and that order is the candidate index, so our numbers
 agree with trec_eval for any ids, and loading our own export reproduces the LAReQA pool order.
 Relevance is binary: a qrels score > 0 is relevant (graded BEIR qrels would give trec_eval's
@@ -31,7 +32,7 @@ import pandas as pd
 import torch
 
 from bench.errors import DataError
-from bench.evaluation.metrics import rank_relevant, ranking_metrics
+from bench.evaluation.metrics import rank_relevant, ranking_metrics, tie_positions
 from bench.evaluation.retrieval import Encoded, Encoder, EvalSet, row_slice, similarity
 
 SPLIT = "test"
@@ -199,8 +200,8 @@ def doc_id_width(n: int) -> int:
     return len(str(max(n - 1, 0)))
 
 
-def lareqa_setting(eval_set: EvalSet, encoded: Encoded, setting: str) -> tuple[BeirSet, torch.Tensor, tuple[int, int]]:
-    """One setting ("multi", "mono-<X>", "cross-<X>-<Y>") as (BeirSet, query rows, candidate range [lo, hi))."""
+def lareqa_setting(eval_set: EvalSet, encoded: Encoded, setting: str) -> tuple[BeirSet, torch.Tensor, torch.Tensor]:
+    """One setting ("multi", "mono-<X>", "cross-<X>-<Y>") as (BeirSet, query rows, candidate rows in document order)."""
     langs = encoded.languages
     kind, *codes = setting.split("-")
     if kind not in SETTINGS or any(c not in langs for c in codes) or len(codes) != {"multi": 0, "mono": 1, "cross": 2}[kind]:
@@ -213,17 +214,20 @@ def lareqa_setting(eval_set: EvalSet, encoded: Encoded, setting: str) -> tuple[B
         x, y = langs.index(codes[0]), langs.index(codes[-1])
         rows = rows[(encoded.query_lang == x) & (encoded.relevant[:, y] >= 0)]
         lo, hi = (encoded.block_starts.tolist() + [len(pool)])[y : y + 2]
-    candidates = pool[lo:hi]
+    ties = tie_positions(len(pool), encoded.tie_seed)
+    order = sorted(range(lo, hi), key=lambda c: int(ties[c]))  # the pool's candidates in tie order
+    candidates = [pool[c] for c in order]
     width = doc_id_width(len(candidates))
     doc_ids = tuple(f"{len(candidates) - 1 - i:0{width}d}.{c.lang}.{c.article}.{c.paragraph}.{c.sentence}"
-                    for i, c in enumerate(candidates))
+                    for i, c in enumerate(candidates))  # fmt: skip
+    doc_of = {c: doc_ids[i] for i, c in enumerate(order)}
     chosen = [questions[i] for i in rows.tolist()]
     query_ids = tuple(f"{q.lang}.{q.group_id}" for q in chosen)
-    qrels = {qid: {doc_ids[c - lo] for c in columns if lo <= c < hi}
+    qrels = {qid: {doc_of[c] for c in columns if lo <= c < hi}
              for qid, columns in zip(query_ids, encoded.relevant[rows].tolist())}
     beir = BeirSet(f"{eval_set.name}/{setting}", query_ids, tuple(q.text for q in chosen), doc_ids,
                    tuple(c.text for c in candidates), qrels, tuple(q.lang for q in chosen), tuple(c.lang for c in candidates))
-    return beir, rows, (lo, hi)
+    return beir, rows, torch.tensor(order, dtype=torch.long)
 
 
 def setting_names(languages: tuple[str, ...], kinds: tuple[str, ...] = ("multi",)) -> list[str]:
@@ -233,15 +237,15 @@ def setting_names(languages: tuple[str, ...], kinds: tuple[str, ...] = ("multi",
     return names
 
 
-def export_lareqa(eval_set: EvalSet, encoded: Encoded, directory: str | Path, depth: int = 1000,
+def export_lareqa(eval_set: EvalSet, encoded: Encoded, directory: str | Path, depth: int = 0,
                   kinds: tuple[str, ...] = ("multi",), tag: str = RUN_TAG) -> list[Path]:
     """Write each chosen setting of an encoded LAReQA set as a BEIR directory plus its TREC run."""
     written = []
     for setting in setting_names(encoded.languages, kinds):
-        beir, rows, (lo, hi) = lareqa_setting(eval_set, encoded, setting)
+        beir, rows, documents = lareqa_setting(eval_set, encoded, setting)
         target = write_beir(beir, Path(directory) / eval_set.name / setting)
         queries = take_rows(encoded.queries, rows)
-        write_run(target / "runs" / f"{tag}.trec", beir, queries, row_slice(encoded.candidates, lo, hi), depth, tag)
+        write_run(target / "runs" / f"{tag}.trec", beir, queries, take_rows(encoded.candidates, documents), depth, tag)
         written.append(target)
     return written
 

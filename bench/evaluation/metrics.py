@@ -1,15 +1,18 @@
 """Exact ranking metrics from score matrices, without sorting the candidate pool.
 
 A query's candidates are ranked in one total order: higher score first, equal scores broken
-by the lower candidate index. The rank of a relevant candidate j is therefore
-`1 + #{c: s_c > s_j} + #{c < j: s_c == s_j}`, and every metric here (average precision over
+by a fixed tie order (by default the lower candidate index; `tie_seed` makes it a seeded random
+permutation of the pool, so that near-equal scores of an untrained model favour no language: with
+the pool laid out language by language, index order would favour the first languages). The rank of
+a relevant candidate j is therefore `1 + #{c: s_c > s_j} + #{c before j in tie order: s_c == s_j}`,
+and every metric here (average precision over
 the full ranking, recall@1, recall@10, binary nDCG@10, rank distance) is a function of the
 relevant candidates' ranks alone. Counting beats sorting: a query with R relevant candidates
 in a pool of C costs R comparisons per candidate, where a sort costs C log C.
 
 The tie-break is folded into the comparison: each float32 score maps to an int32 with the
-same order (the magnitude bits of negative floats are flipped), and the reversed candidate
-index is appended below it, giving every candidate a distinct int64 key whose order *is* the
+same order (the magnitude bits of negative floats are flipped), and the reversed tie position
+is appended below it, giving every candidate a distinct int64 key whose order *is* the
 ranking. A rank is then `1 + #{keys > key_j}`, with no tie handling, exact however many
 scores are equal (a random-init encoder's embeddings are nearly collinear: a row of 13,000
 scores may hold only ~1,500 distinct values).
@@ -77,18 +80,18 @@ class PoolLayout:
     group_block: torch.Tensor  # (n_groups,) block of each GROUP_COLUMNS-wide column group
     source: torch.Tensor  # (width,) candidate index at each arranged column
     position: torch.Tensor  # (n_candidates,) arranged column of each candidate
-    reverse_index: torch.Tensor  # (width,) int64 tie-break term: larger for lower candidate indices
+    reverse_index: torch.Tensor  # (width,) int64 tie-break term: larger for candidates earlier in tie order
     padding: torch.Tensor  # (width,) bool
     index_bits: int
 
     @classmethod
-    def of(cls, n_candidates: int, block_starts: torch.Tensor | None = None) -> PoolLayout:
+    def of(cls, n_candidates: int, block_starts: torch.Tensor | None = None, tie_seed: int | None = None) -> PoolLayout:
         starts = (0,) if block_starts is None else tuple(block_starts.tolist())
-        return cls._cached(n_candidates, starts)  # every chunk of one pool shares a layout
+        return cls._cached(n_candidates, starts, tie_seed)  # every chunk of one pool shares a layout
 
     @classmethod
     @functools.lru_cache(maxsize=16)
-    def _cached(cls, n_candidates: int, block_starts: tuple[int, ...]) -> PoolLayout:
+    def _cached(cls, n_candidates: int, block_starts: tuple[int, ...], tie_seed: int | None) -> PoolLayout:
         starts = torch.tensor(block_starts, dtype=torch.long)
         if starts.numel() == 0 or starts[0] != 0 or (starts.diff() <= 0).any() or starts[-1] >= max(n_candidates, 1):
             raise ValueError(f"block_starts must be strictly increasing from 0 below {n_candidates}, got {starts.tolist()}")
@@ -107,7 +110,8 @@ class PoolLayout:
         index_bits = max(1, n_candidates.bit_length())
         # Padding scores are exactly 0.0 (zero rows, or zeros from arrange_scores) and 0.0 keys
         # as 0, so a padding column's key is its reverse_index: the smallest int64, below all.
-        reverse_index = torch.where(padding, _PAD_KEY, (1 << index_bits) - 1 - source)
+        tie_position = torch.cat([tie_positions(n_candidates, tie_seed), torch.zeros(1, dtype=torch.long)])[source]
+        reverse_index = torch.where(padding, _PAD_KEY, (1 << index_bits) - 1 - tie_position)
         return cls(n_candidates, starts, group_block, source, position, reverse_index, padding, index_bits)
 
     @property
@@ -128,6 +132,15 @@ class PoolLayout:
 
     def block_of(self, candidates: torch.Tensor) -> torch.Tensor:
         return torch.searchsorted(self.starts, candidates, right=True) - 1
+
+
+@functools.lru_cache(maxsize=16)
+def tie_positions(n_candidates: int, tie_seed: int | None) -> torch.Tensor:
+    """Each candidate's place in the tie order: its index, or a permutation seeded by `tie_seed`."""
+    if tie_seed is None:
+        return torch.arange(n_candidates)
+    order = torch.randperm(n_candidates, generator=torch.Generator().manual_seed(tie_seed))
+    return torch.empty_like(order).scatter_(0, order, torch.arange(n_candidates))
 
 
 def sort_keys(arranged: torch.Tensor, layout: PoolLayout) -> torch.Tensor:
@@ -193,14 +206,15 @@ def rank_arranged(arranged: torch.Tensor, relevant: torch.Tensor, layout: PoolLa
     )
 
 
-def rank_relevant(scores: torch.Tensor, relevant: torch.Tensor, block_starts: torch.Tensor | None = None) -> RelevantRanks:
+def rank_relevant(scores: torch.Tensor, relevant: torch.Tensor, block_starts: torch.Tensor | None = None,
+                  tie_seed: int | None = None) -> RelevantRanks:  # fmt: skip
     """Ranks of the relevant candidates for one chunk of queries, from (Q, C) scores in pool order.
 
     block_starts: first candidate index of each block (None: the pool is one block).
     """
     if scores.dim() != 2:
         raise ValueError(f"scores must be (Q, C), got shape {tuple(scores.shape)}")
-    layout = PoolLayout.of(scores.shape[1], block_starts)
+    layout = PoolLayout.of(scores.shape[1], block_starts, tie_seed)
     return rank_arranged(layout.arrange_scores(scores.cpu()), relevant, layout)
 
 

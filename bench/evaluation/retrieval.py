@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -55,6 +56,12 @@ class Encoded:
     query_lang: torch.Tensor  # (n_questions,) index into languages
     block_starts: torch.Tensor  # (n_languages,) first candidate of each language in the pool
     relevant: torch.Tensor  # (n_questions, n_languages) pool index of the group's answer per language, -1: none
+    tie_seed: int  # equal scores are ordered by a permutation of the pool seeded with this (metrics.tie_positions)
+
+
+def tie_seed(name: str) -> int:
+    """The tie order's seed: fixed per evaluation set, the same for every run and encoder."""
+    return zlib.crc32(f"ties/{name}".encode())
 
 
 def encode_set(encoder: Encoder, dataset: LareqaDataset, batch_size: int) -> Encoded:
@@ -78,6 +85,7 @@ def encode_set(encoder: Encoder, dataset: LareqaDataset, batch_size: int) -> Enc
         query_lang=query_lang,
         block_starts=starts,
         relevant=relevant,
+        tie_seed=tie_seed(dataset.name),
     )
 
 
@@ -107,14 +115,15 @@ def rank_set(encoded: Encoded, query_chunk: int = 1024) -> PoolRanks:
     Dense candidates are put in the ranking layout once, so each chunk's matmul yields
     arranged scores directly (no per-chunk rearrangement).
     """
-    layout = PoolLayout.of(encoded.candidates.shape[0], encoded.block_starts)
+    layout = PoolLayout.of(encoded.candidates.shape[0], encoded.block_starts, encoded.tie_seed)
     arranged = None if encoded.candidates.is_sparse else layout.arrange_rows(encoded.candidates).T.contiguous()
     pool, block = torch.zeros_like(encoded.relevant), torch.zeros_like(encoded.relevant)
     for lo in range(0, len(encoded.relevant), query_chunk):
         hi = min(lo + query_chunk, len(encoded.relevant))
         queries = row_slice(encoded.queries, lo, hi)
         if arranged is None:
-            ranks = rank_relevant(similarity(queries, encoded.candidates), encoded.relevant[lo:hi], encoded.block_starts)
+            ranks = rank_relevant(similarity(queries, encoded.candidates), encoded.relevant[lo:hi], encoded.block_starts,
+                                  encoded.tie_seed)  # fmt: skip
         else:
             ranks = rank_arranged(queries @ arranged, encoded.relevant[lo:hi], layout)
         pool[lo:hi], block[lo:hi] = ranks.pool, ranks.block
