@@ -48,7 +48,7 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     device = resolve_device(cfg.device)
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.train.mixed_precision)
     world, rank = accelerator.num_processes, accelerator.process_index
-    profiler = RunProfiler(accelerator.device, cfg.train.mixed_precision)
+    profiler = RunProfiler(accelerator.device, cfg.train.mixed_precision, cfg.profiler.contention_threshold)
     record.update(device_type=device.type, n_devices=world, gather_negatives=world > 1 and cfg.train.gather_negatives,
                   **provenance_fields(accelerator.device))  # fmt: skip
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
 import time
 from contextlib import ExitStack
@@ -29,7 +30,8 @@ from bench.config import PlannedRun, RunConfig, plan_runs
 from bench.config.compose import shuffled, sweep_order_seed
 from bench.errors import BenchError, exit_on_user_error
 from bench.launch import launch_all, results_lock
-from bench.measure.provenance import RESULTS_PATH, git_commit, git_dirty, git_ignored
+from bench.measure.calibration import calibrate
+from bench.measure.provenance import RESULTS_PATH, cpu_model, git_commit, git_dirty, git_ignored
 from bench.results.figures import plot_results
 from bench.results.schema import SUCCESS
 from bench.results.store import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs
@@ -69,10 +71,12 @@ def prepare_results_dirs(planned: list[PlannedRun]) -> list[Path]:
     return dirs
 
 
-def record_order(results_dir: Path, order: list[RunConfig], seed: int) -> None:
-    """Append this sweep's launch order to results_dir/sweeps.jsonl (committed with the results)."""
+def record_order(results_dir: Path, order: list[RunConfig], seed: int, calibration: dict) -> None:
+    """Append this sweep's launch order and machine calibration to results_dir/sweeps.jsonl."""
     entry = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(PROJECT_ROOT),
-             "order_seed": seed, "order": [c.run_id for c in order if Path(c.results.dir) == results_dir]}  # fmt: skip
+             "git_dirty": git_dirty(PROJECT_ROOT), "hostname": socket.gethostname(), "cpu_model": cpu_model(),
+             "calibration": calibration, "order_seed": seed,
+             "order": [c.run_id for c in order if Path(c.results.dir) == results_dir]}  # fmt: skip
     with open(results_dir / ORDER_FILE, "a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
@@ -94,8 +98,11 @@ def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = 
     print(f"sweep: {len(planned)} runs planned, {len(planned) - len(todo)} already ok, {len(todo)} to run", flush=True)
     if not todo:
         return True
+    calibration = calibrate(todo[0].train.threads)
+    print(f"machine: {cpu_model()}, {calibration['matmul_gflops']} GFLOP/s fp32 matmul, "
+          f"{calibration['copy_gb_per_s']} GB/s copy ({calibration['threads']} threads)", flush=True)
     for directory in sorted({Path(c.results.dir) for c in todo}):
-        record_order(directory, todo, order_seed)
+        record_order(directory, todo, order_seed, calibration)
         write_reference_levels(directory, [c for c in todo if Path(c.results.dir) == directory])
     warm_vocabularies(todo)
     progress = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not show_progress)

@@ -103,6 +103,7 @@ class ProfilerConfig:
     count_flops: bool
     measure_energy: bool
     dump_batches: bool  # write each rank's batches to results.dir/batches/ (inspection, tests)
+    contention_threshold: float  # a run is `contended` when other processes averaged more than this many cores
 
 
 @dataclass(frozen=True)

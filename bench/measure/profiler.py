@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 import torch
 
+from bench.measure.contention import Snapshot, contention_fields
 from bench.measure.energy import EnergyMeter
 from bench.measure.flops import achieved_tflops_per_s, matmul_precision, mfu
 from bench.measure.memory import cuda_memory_stats, nvml_used_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
@@ -26,9 +27,11 @@ class RunProfiler:
     """Accumulates one run's measurements; `stage_fields`, `memory_fields` and `training_fields` turn
     them into schema columns."""
 
-    def __init__(self, device: torch.device, mixed_precision: str = "no") -> None:
+    def __init__(self, device: torch.device, mixed_precision: str = "no", contention_threshold: float = 0.2) -> None:
         self.device = device
         self.mixed_precision = mixed_precision
+        self.contention_threshold = contention_threshold
+        self._machine_start = Snapshot.now()
         self.stage_s: dict[str, float] = {}
         self._open: dict[str, float] = {}  # stages running now: their start time
         self._excluded: dict[str, float] = {}  # time excluded from each running stage so far
@@ -84,7 +87,7 @@ class RunProfiler:
 
     def stage_fields(self) -> dict:
         init = [self.stage_s.get(s) for s in ("data", "tokenizer", "model_build")]
-        return {
+        return contention_fields(self._machine_start, Snapshot.now(), self.contention_threshold) | {
             "wall_s": self.wall_s(),
             "data_s": self.stage_s.get("data"),
             "tokenizer_s": self.stage_s.get("tokenizer"),

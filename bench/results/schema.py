@@ -100,6 +100,16 @@ class RunRecord:
     phase_optimizer_s: float | None = None
     timing_method: str | None = None
 
+    # was the machine busy? (bench.measure.contention; over the run's lifetime)
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    voluntary_switches: int | None = None
+    involuntary_switches: int | None = None
+    load_avg_start: float | None = None
+    load_avg_end: float | None = None
+    other_cpu_s: float | None = None  # CPU seconds all other processes (and steal) took meanwhile
+    contended: bool | None = None  # other_cpu_s / wall_s above profiler.contention_threshold
+
     # throughput (total work / total measured time)
     samples_per_s: float | None = None
     samples_per_s_per_device: float | None = None

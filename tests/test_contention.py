@@ -1,0 +1,40 @@
+"""Contention fields: what this process and the rest of the machine used; calibration gives positive speeds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.measure.calibration import calibrate
+from bench.measure.contention import Snapshot, contention_fields, machine_busy_s
+
+
+def test_fields_are_differences_between_snapshots():
+    start = Snapshot(wall=10.0, user_s=1.0, system_s=0.5, voluntary=10, involuntary=5, load=0.2, machine_busy_s=100.0)
+    end = Snapshot(wall=20.0, user_s=6.0, system_s=1.5, voluntary=30, involuntary=9, load=1.7, machine_busy_s=112.0)
+    fields = contention_fields(start, end, threshold=0.2)
+    assert fields["cpu_user_s"] == 5.0 and fields["cpu_system_s"] == 1.0
+    assert fields["voluntary_switches"] == 20 and fields["involuntary_switches"] == 4
+    assert (fields["load_avg_start"], fields["load_avg_end"]) == (0.2, 1.7)
+    assert fields["other_cpu_s"] == 6.0 and fields["contended"]  # 12 busy - 6 own = 6 s over 10 s of wall
+    quiet = contention_fields(start, Snapshot(20.0, 6.0, 1.5, 30, 9, 1.7, 107.0), threshold=0.2)
+    assert quiet["other_cpu_s"] == 1.0 and not quiet["contended"]
+
+
+def test_a_busy_neighbour_is_seen():
+    start = Snapshot.now()
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.0\nwhile time.time() < end: pass"])
+    burner.wait()
+    fields = contention_fields(start, Snapshot.now(), threshold=0.2)
+    if machine_busy_s() is None:  # no /proc/stat (not Linux): nothing to say
+        return
+    assert fields["other_cpu_s"] > 0.7  # the neighbour's second of CPU, as seen from here
+    assert fields["contended"]
+
+
+def test_calibration_reports_positive_speeds():
+    started = time.perf_counter()
+    result = calibrate(threads=1, repeats=2)
+    assert result["matmul_gflops"] > 0 and result["copy_gb_per_s"] > 0 and result["threads"] == 1
+    assert time.perf_counter() - started < 30
