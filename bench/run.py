@@ -80,7 +80,7 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
                 curve.measure(step, text_encoder)
 
     collate = make_collate(cfg, prepared)
-    roles = StepRoles(cfg.train.warmup_steps, choose_probed_step(cfg, plan, collate))  # global: every rank probes the same step
+    roles = StepRoles(cfg.train.warmup_steps, choose_probed_step(cfg, plan, collate, prepared))  # global: every rank probes the same step
     with profiler.training_window():
         outcome = train(objective, optimizer, local_plan, collate, accelerator, roles,
                         cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step)  # fmt: skip

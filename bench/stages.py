@@ -25,6 +25,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation.curve import QualityCurve, curve_subset
 from bench.evaluation.references import references
 from bench.evaluation.sets import EvalSet, eval_sets_for, heldout_set
+from bench.measure.fake import fake_step_peak
 from bench.evaluation.encode import TextEncoder
 from bench.models.encoder import build_encoder, check_vocabulary
 from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
@@ -220,22 +221,45 @@ def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:
     return cfg.strategy.collate(prepared.tokenized, prepared.special, cfg.seed)
 
 
-def choose_probed_step(cfg: RunConfig, plan: list[list[PairRef]], collate: Collate) -> int | None:
-    """The step whose memory is tracked: the batch the strategy says needs the most, never step 0
-    (no optimizer state yet), preferably after warm-up; ties go to the earliest step."""
+def choose_probed_step(cfg: RunConfig, plan: list[list[PairRef]], collate: Collate, prepared: Prepared) -> int | None:
+    """The step whose memory is tracked: the one that needs the most, never step 0 (no optimizer state
+    yet), preferably after warm-up; ties go to the earliest step.
+
+    What drives memory is the strategy's to say (`memory_drivers`: padded widths, and for masked LM the
+    number of masked tokens). Steps that another step exceeds in every driver are out; if several
+    remain, each distinct candidate is replayed on fake tensors (`bench.measure.fake`) and the largest
+    predicted peak wins, so the probe is the run's peak, not a proxy's."""
     after_warmup = list(range(max(1, cfg.train.warmup_steps), len(plan)))
     candidates = after_warmup or list(range(1, len(plan)))
     if not candidates:
         return None
-    drivers = {step: cfg.strategy.memory_drivers(collate(step, plan[step])) for step in candidates}
-    return max(candidates, key=lambda step: (sum(drivers[step]), -step))
+    batches = {step: collate(step, plan[step]) for step in candidates}
+    drivers = {step: cfg.strategy.memory_drivers(batch) for step, batch in batches.items()}
+    front = pareto_front(drivers)
+    if len({drivers[step] for step in front}) == 1:
+        return front[0]
+    target = device_type(cfg.device)
+    peaks = {step: fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False),
+                                  lambda objective, foreach: build_optimizer(cfg, objective, foreach),
+                                  batches[step], target, cfg.train.mixed_precision)[0].total_bytes
+             for step in front}  # fmt: skip
+    return max(front, key=lambda step: (peaks[step], -step))
+
+
+def pareto_front(drivers: dict[int, tuple[int, ...]]) -> list[int]:
+    """The earliest step of each driver tuple that no other tuple dominates (>= everywhere, > somewhere)."""
+    first: dict[tuple[int, ...], int] = {}
+    for step in sorted(drivers):
+        first.setdefault(drivers[step], step)
+    dominated = {a for a in first for b in first if a != b and all(x <= y for x, y in zip(a, b))}
+    return sorted(step for value, step in first.items() if value not in dominated)
 
 
 def probed_batch(cfg: RunConfig, prepared: Prepared) -> tuple[int, Batch]:
     """The step a run would track and that step's real collated batch (what `bench.predict` replays)."""
     plan = plan_batches(cfg, prepared.pairs)
     collate = make_collate(cfg, prepared)
-    step = choose_probed_step(cfg, plan, collate)
+    step = choose_probed_step(cfg, plan, collate, prepared)
     if step is None:
         raise BenchError(f"nothing to predict: a run of {cfg.steps} step(s) tracks no step; raise train.steps or train.steps_per_language")
     return step, collate(step, plan[step])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_masked_lm
+from bench.data.collate import IGNORE_INDEX, Batch, SpecialIds, TokenizedPairs, collate_masked_lm
 from bench.errors import ConfigError
 from bench.models.encoder import POOLINGS
 from bench.strategies.base import Collate, PretrainedParts, Strategy, step_seed
@@ -116,4 +116,6 @@ class MaskedLM(Strategy):
         return self.eval_pooling
 
     def memory_drivers(self, batch: Batch) -> tuple[int, ...]:
-        return (batch.inputs["input_ids"].shape[-1],)
+        # The vocabulary projection runs at masked positions only: its logits are (masked tokens x vocabulary).
+        labels = batch.inputs["labels"]
+        return labels.shape[-1], int((labels != IGNORE_INDEX).sum())

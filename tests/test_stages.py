@@ -1,0 +1,56 @@
+"""The stages of a run: the probed step is the run's real peak, and the Pareto front that finds it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+
+from bench.measure.memory import TensorMemoryTracker
+from bench.measure.timing import StepTimer
+from bench.run import run_and_record
+from bench.stages import build_objective, build_optimizer, make_collate, pareto_front, plan_batches, prepare_data
+from bench.training.loop import train_step
+from tests.conftest import compose
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_pareto_front_keeps_undominated_driver_tuples_earliest_first():
+    drivers = {1: (40, 10), 2: (50, 5), 3: (40, 10), 4: (30, 12), 5: (20, 3), 6: (50, 5)}
+    assert pareto_front(drivers) == [1, 2, 4]  # (20, 3) is dominated; repeats keep their first step
+
+
+@pytest.mark.parametrize("strategy", ["mbert", "crosslingual"])
+def test_the_probed_step_is_the_maximum_over_every_step(strategy, tmp_path):
+    """Track every step of a short run for real: the run's peak_tensor_bytes is their maximum."""
+    cfg = compose(f"strategy={strategy}", "languages=4", "eval=none", "train.budget=fixed", "train.steps=10",
+                  "train.warmup_steps=1", "train.batch_size=16", "train.max_length=64", "train.threads=1",
+                  "profiler.count_flops=false", f"results.dir={tmp_path}")  # fmt: skip
+    record = run_and_record(cfg)
+    assert record.status == "ok", record.error_message
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    prepared = prepare_data(cfg)
+    plan, collate = plan_batches(cfg, prepared.pairs), make_collate(cfg, prepared)
+    objective = build_objective(cfg, prepared)
+    optimizer = build_optimizer(cfg, objective)
+    accelerator = Accelerator(cpu=True)
+    objective.train()
+    peaks = {}
+    for step, refs in enumerate(plan):
+        batch = collate(step, refs)
+        if step < cfg.train.warmup_steps:
+            train_step(objective, optimizer, accelerator, batch, StepTimer(torch.device("cpu")))
+            continue
+        with TensorMemoryTracker(objective, optimizer) as tracker:
+            train_step(objective, optimizer, accelerator, batch, StepTimer(torch.device("cpu")))
+        peaks[step] = tracker.peak.total_bytes
+    assert record.peak_tensor_bytes == max(peaks.values())
+    assert peaks[record.tracked_step] == max(peaks.values())
