@@ -61,6 +61,14 @@ def test_device_names_match_the_right_entry(name, peak):
     assert peak_tflops(name, "bf16") == peak
 
 
+@pytest.mark.parametrize(("name", "fp16", "fp32"), [("Tesla V100S-PCIE-32GB", 130.0, 16.4), ("Tesla V100-PCIE-16GB", 112.0, 14.0),
+                                                    ("Tesla V100-SXM2-32GB", 125.0, 15.7), ("Tesla T4", 65.0, 8.1)])  # fmt: skip
+def test_volta_and_turing_entries_and_their_float32_matmuls(name, fp16, fp32):
+    assert (peak_tflops(name, "fp16"), peak_tflops(name, "fp32")) == (fp16, fp32)
+    assert peak_tflops(name, "tf32") == fp32  # no TF32: float32 matmuls run at the fp32 rate
+    assert mfu(fp32 / 2, "cuda", name, "tf32") == 0.5  # MFU is not lost when tf32 is allowed
+
+
 def test_similar_names_do_not_match():
     assert device_peak("NVIDIA A10G") is None  # AWS part without a public NVIDIA datasheet
     assert device_peak("NVIDIA GeForce RTX 4090") is None

@@ -234,11 +234,16 @@ def test_nvml_failure_is_no_reading_not_an_error(fake_cuda, monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_tracker_agrees_with_the_caching_allocator_on_cuda():
+    """On a step whose peak is about 1 GiB, the allocator's peak is the tracker's plus what a tensor
+    tracker cannot see: 512-byte rounding of each block and cuBLAS/attention workspaces (< 64 MiB)."""
     device = torch.device("cuda")
     torch.manual_seed(0)
-    model = DualEncoder(500).to(device)
+    config = BertConfig(vocab_size=30000, hidden_size=768, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=3072, max_position_embeddings=512)  # fmt: skip
+    model = DualEncoder(30000).to(device)
+    model.encoder = BertModel(config, add_pooling_layer=False).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batch = (torch.randint(0, 500, (4, 16), device=device), torch.randint(0, 500, (4, 16), device=device))
+    batch = (torch.randint(0, 30000, (32, 128), device=device), torch.randint(0, 30000, (32, 128), device=device))
     train_step(model, optimizer, batch)
     torch.cuda.synchronize()
     memory.reset_cuda_peak(device)
@@ -246,6 +251,6 @@ def test_tracker_agrees_with_the_caching_allocator_on_cuda():
         train_step(model, optimizer, batch)
     torch.cuda.synchronize()
     allocator = memory.cuda_memory_stats(device)
-    # The allocator rounds each block up to 512 bytes and sees kernel workspaces we cannot.
+    assert tracker.peak.total_bytes > 2**30 * 0.5  # large enough that the fixed slack below is small
     assert tracker.peak.total_bytes <= allocator.peak_allocated_bytes
-    assert allocator.peak_allocated_bytes < 2 * tracker.peak.total_bytes + 8 * 2**20
+    assert allocator.peak_allocated_bytes <= tracker.peak.total_bytes * 1.02 + 64 * 2**20

@@ -107,6 +107,6 @@ def test_parallel_launcher_gives_the_same_rows_as_the_sequential_one(tmp_path):
     par = pd.read_parquet(tmp_path / "par" / "results.parquet").sort_values("run_id").reset_index(drop=True)
     assert list(seq["run_id"]) == list(par["run_id"])
     assert (par["concurrency"] == 2).all() and (seq["concurrency"] == 1).all()
-    for column in ("peak_tensor_bytes", "peak_activation_bytes", "mono_batch_fraction", "cross_pair_fraction", "flops_per_step", "vocab_size"):
+    for column in ("peak_tensor_bytes", "peak_activation_bytes", "mono_batch_fraction", "cross_pair_fraction", "probed_step_flops", "vocab_size"):
         assert list(seq[column]) == list(par[column]), column
     assert [list(c) for c in seq["loss_curve"]] == [list(c) for c in par["loss_curve"]]

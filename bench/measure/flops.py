@@ -60,6 +60,8 @@ PEAK_TABLE: tuple[DevicePeak, ...] = (
                "NVIDIA L4 Tensor Core GPU datasheet, https://www.nvidia.com/en-us/data-center/l4/"),  # fmt: skip
     DevicePeak(r"\bA10\b", {"bf16": 125.0, "fp16": 125.0, "tf32": 62.5, "fp32": 31.2},
                "NVIDIA A10 Tensor Core GPU datasheet, https://www.nvidia.com/en-us/data-center/products/a10-gpu/"),  # fmt: skip
+    DevicePeak(r"V100S", {"fp16": 130.0, "fp32": 16.4},
+               "NVIDIA V100S datasheet (PCIe), https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf"),  # fmt: skip
     DevicePeak(r"V100.*PCIE", {"fp16": 112.0, "fp32": 14.0},
                "NVIDIA V100 Tensor Core GPU datasheet, https://www.nvidia.com/en-us/data-center/v100/"),  # fmt: skip
     DevicePeak(r"V100", {"fp16": 125.0, "fp32": 15.7},
@@ -88,11 +90,17 @@ def device_peak(device_name: str) -> DevicePeak | None:
 
 
 def peak_tflops(device_name: str, precision: str) -> float | None:
-    """Dense peak TFLOP/s of a GPU at a precision; None if unknown."""
+    """Dense peak TFLOP/s of a GPU at a precision; None if unknown.
+
+    A GPU without TF32 (V100, T4) runs "tf32"-allowed float32 matmuls at its fp32 rate."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     entry = device_peak(device_name)
-    return entry.tflops.get(precision) if entry else None
+    if entry is None:
+        return None
+    if precision == "tf32" and "tf32" not in entry.tflops:
+        return entry.tflops.get("fp32")
+    return entry.tflops.get(precision)
 
 
 def mfu(achieved_tflops: float | None, device_type: str, device_name: str | None, precision: str) -> float | None:

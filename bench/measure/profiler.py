@@ -136,14 +136,14 @@ class RunProfiler:
             fields.update(asdict(rates))
         probe = outcome.probe
         if probe and probe.flops:
-            fields["flops_per_step"] = float(probe.flops)
+            fields["probed_step_flops"] = float(probe.flops)
             if seconds > 0 and probe.padded_tokens:
                 # FLOPs scale with padded tokens; the probed batch gives the per-token rate for the window.
                 window_flops = probe.flops / probe.padded_tokens * work.padded_tokens  # global tokens
                 achieved = achieved_tflops_per_s(window_flops, seconds)
-                fields["achieved_tflops_per_s"] = achieved
+                fields["tflops_per_s_estimated"] = achieved
                 per_device = achieved / n_devices
-                fields["mfu"] = mfu(per_device, self.device.type, device_name, matmul_precision(self.mixed_precision))
+                fields["mfu_estimated"] = mfu(per_device, self.device.type, device_name, matmul_precision(self.mixed_precision))
         return fields
 
 

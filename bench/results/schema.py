@@ -135,9 +135,11 @@ class RunRecord:
     predicted: bool = False
 
     # work and energy
-    flops_per_step: float | None = None
-    achieved_tflops_per_s: float | None = None
-    mfu: float | None = None
+    probed_step_flops: float | None = None  # FLOPs counted on the probed step only (FlopCounterMode)
+    # Estimates: the probed step's FLOPs per padded token times the window's padded tokens. Attention
+    # grows with length squared, so steps shorter than the probed one are slightly over-counted.
+    tflops_per_s_estimated: float | None = None
+    mfu_estimated: float | None = None
     energy_j: float | None = None
     energy_method: str | None = None
 
