@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from bench.results.store import RUNS_DIR, consolidate, read_runs
@@ -46,16 +47,17 @@ def test_small_sweep_writes_rows_schema_and_plots(tmp_path):
 
 
 def test_one_failing_run_does_not_stop_the_others(tmp_path):
-    proc = sweep(tmp_path, "strategy=hybrid", "languages=2", f"model.pretrained=null,{tmp_path / 'no-such-model'}")
+    # A batch larger than the data's parallel groups fails inside its own run, not at planning.
+    proc = sweep(tmp_path, "strategy=hybrid", "languages=2", "train.batch_size=8,100000")
     assert proc.returncode == 1
     table = pd.read_parquet(tmp_path / "results.parquet")
     assert sorted(table["status"]) == ["failed", "ok"]
     failed = table[table["status"] == "failed"].iloc[0]
-    assert failed["error_type"] == "ConfigError" and "could not be loaded" in failed["error_message"]
+    assert failed["error_type"] == "BatchConfigError" and "exceeds the" in failed["error_message"]
     assert failed["wall_s"] > 0 and failed["peak_rss_bytes"] > 0, "a failed row says how far the run got"
     assert "1 failed" in proc.stdout and "Traceback" not in proc.stdout
 
-    resumed = sweep(tmp_path, "strategy=hybrid", "languages=2", f"model.pretrained=null,{tmp_path / 'no-such-model'}")
+    resumed = sweep(tmp_path, "strategy=hybrid", "languages=2", "train.batch_size=8,100000")
     assert "2 runs planned, 1 already ok, 1 to run" in resumed.stdout
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2, "a re-run replaces its row, never duplicates it"
 
@@ -110,3 +112,61 @@ def test_parallel_launcher_gives_the_same_rows_as_the_sequential_one(tmp_path):
     for column in ("peak_tensor_bytes", "peak_activation_bytes", "mono_batch_fraction", "cross_pair_fraction", "probed_step_flops", "vocab_size"):
         assert list(seq[column]) == list(par[column]), column
     assert [list(c) for c in seq["loss_curve"]] == [list(c) for c in par["loss_curve"]]
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_for_run_child(sweep_pid: int, timeout: float = 300) -> psutil.Process:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = [c for c in _children(sweep_pid) if "bench.run" in " ".join(c.cmdline())]
+        if runs:
+            return runs[0]
+        time.sleep(0.1)
+    raise AssertionError("the sweep started no run")
+
+
+def test_a_killed_sweeps_child_dies_with_it_and_the_resumed_sweep_never_overlaps_it(tmp_path):
+    """SIGKILL of the sweep's process group (the child has its own session, so the signal misses it):
+    the parent-death signal must end the child, so the resumed sweep never runs beside an orphan."""
+    args = ["strategy=monolingual,crosslingual", "languages=2", "train.steps_per_language=100"]  # runs of 20 s or more
+    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={tmp_path}", *args]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    child = _wait_for_run_child(killed.pid)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    child.wait(timeout=5)  # psutil raises TimeoutExpired if the orphan lives on
+    assert not child.is_running()
+
+    final = sweep(tmp_path, *args)
+    assert final.returncode == 0, final.stdout[-2000:]
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert table["run_id"].is_unique and set(table["status"]) == {"ok"} and len(table) == 2
+    # No two measured runs overlapped in time: each started after the one before it ended.
+    spans = sorted((pd.Timestamp(r.created_at).timestamp(), pd.Timestamp(r.created_at).timestamp() + r.wall_s)
+                   for r in table.itertuples())  # fmt: skip
+    assert all(later[0] >= earlier[1] - 1.0 for earlier, later in zip(spans, spans[1:]))
+
+
+def test_a_second_sweep_into_the_same_directory_fails_while_the_first_runs(tmp_path):
+    args = ["strategy=monolingual", "languages=2", "train.steps_per_language=30"]
+    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={tmp_path}", *args]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_run_child(first.pid)
+        second = sweep(tmp_path, *args)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "is in use by pid" in lines[0], second.stderr
+        single = subprocess.run([sys.executable, "-m", "bench.run", *FAST, f"results.dir={tmp_path}", *args[:2]],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert single.returncode == 2 and "is in use by pid" in single.stderr
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0
+    assert sweep(tmp_path, *args).returncode == 0  # free again once the first has finished
