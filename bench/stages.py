@@ -128,7 +128,7 @@ def prepare_data(cfg: RunConfig, profiler=None) -> Prepared:
 def vocabulary_texts(cfg: RunConfig, full: LareqaDataset) -> dict[str, list[str]]:
     """Every text the run can tokenise: its data (training and held-out articles, every language) and
     its evaluation sets, as queries and passages; a trimmed vocabulary keeps exactly their tokens."""
-    datasets = [full] + [s.dataset for s in load_eval_sets(cfg)]
+    datasets = [full] + [s.dataset for s in load_eval_sets(cfg, every_run=True)]
     return {"query": [q.text for d in datasets for part in d.by_lang.values() for q in part.questions],
             "passage": [c.text for d in datasets for part in d.by_lang.values() for c in part.candidates]}  # fmt: skip
 
@@ -143,12 +143,16 @@ def warm_vocabularies(configs: list[RunConfig]) -> None:
             prepare_data(cfg)
 
 
-def load_eval_sets(cfg: RunConfig) -> list[EvalSet]:
+def load_eval_sets(cfg: RunConfig, every_run: bool = False) -> list[EvalSet]:
+    """The run's evaluation sets: those `eval.only` keeps for this run's seed and language count
+    (all of them with `every_run`, e.g. for reference levels)."""
     if not cfg.eval.enabled:
         return []
     if cfg.data.synthetic_languages is not None:
         raise ConfigError("data=synthetic has no evaluation set (its languages are not real); add eval=none")
-    return eval_sets_for(cfg.eval, cfg.data)
+    sets = eval_sets_for(cfg.eval, cfg.data)
+    subset = cfg.eval.only
+    return [s for s in sets if every_run or s.name not in subset or subset[s.name].includes(cfg.seed, len(cfg.languages))]
 
 
 def unk_fields(tokenizer: RunTokenizer, eval_sets: list[EvalSet]) -> dict:
@@ -201,7 +205,7 @@ def quality_curve(cfg: RunConfig, profiler) -> QualityCurve | None:
 
 def reference_levels(cfg: RunConfig, skip: set[str] = frozenset()) -> dict:
     """Chance, lexical and (for a pretrained model) zero-shot levels of the run's evaluation sets."""
-    eval_sets = [s for s in load_eval_sets(cfg) if s.name not in skip]
+    eval_sets = [s for s in load_eval_sets(cfg, every_run=True) if s.name not in skip]
     if not eval_sets:
         return {}
     torch.set_num_threads(cfg.train.threads)

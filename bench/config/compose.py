@@ -82,9 +82,9 @@ def expand_sweep(config_name: str, argv: list[str]) -> list[list[str]]:
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     axes_cfg = _sweep_section(config_name, fixed).get("axes") or {}
     given = {o.key_or_group for o in parsed}
-    lines = [] if "strategy" in given else [f"strategy={','.join(strategy_names())}"]
+    lines = [] if "strategy" in given | set(axes_cfg) else [f"strategy={','.join(strategy_names())}"]
     lines += [f"{key}={value}" for key, value in axes_cfg.items() if key not in given] + list(argv)
-    axes = [[f"{o.key_or_group}={value}" for value in _values(o)] for o in parse_overrides(lines)]
+    axes = [[f"{o.get_key_element()}={value}" for value in _values(o)] for o in parse_overrides(lines)]
     return [list(run) for run in itertools.product(*axes)]
 
 

@@ -131,6 +131,17 @@ class CurveConfig:
 
 
 @dataclass(frozen=True)
+class SetSubset:
+    """Which runs of a sweep evaluate an expensive set: empty lists mean every run."""
+
+    seeds: tuple[int, ...]
+    n_languages: tuple[int, ...]
+
+    def includes(self, seed: int, n_languages: int) -> bool:
+        return (not self.seeds or seed in self.seeds) and (not self.n_languages or n_languages in self.n_languages)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How a trained encoder is evaluated after a run (`conf/eval/*.yaml`)."""
 
@@ -142,6 +153,7 @@ class EvalConfig:
     max_length: int | None  # None: the run's train.max_length
     query_chunk: int  # queries scored at once; bounds memory at chunk x pool floats
     curve: CurveConfig
+    only: dict[str, SetSubset]  # a set named here is evaluated only on the runs it includes (affordable sweeps)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "query_chunk"):
@@ -158,6 +170,9 @@ class EvalConfig:
             raise ConfigError(f"eval.sets must not repeat a name, got {list(self.sets)}")
         if self.languages is not None and not self.languages:
             raise ConfigError("eval.languages must be null or a non-empty list of language codes")
+        stray = sorted(set(self.only) - set(self.sets))
+        if stray:
+            raise ConfigError(f"eval.only names {', '.join(stray)}, which eval.sets does not evaluate")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.evaluation.references import read_references
+from bench.results.compare import hybrid_differences, paper_pattern
 from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
 from bench.results.figures import PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles
 from bench.results.store import load_results
@@ -185,13 +187,47 @@ def plots_section(figures: list[tuple[str, str]]) -> str:
     return "\n\n".join(parts)
 
 
+def references_section(references: dict) -> str:
+    """Chance, lexical and zero-shot levels of each evaluation set (bench.evaluation.references)."""
+    if not references:
+        return ""
+    metrics = ["map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi"]
+    rows = [[name, label] + [fmt(levels[m]) if levels.get(m) is not None else "" for m in metrics]
+            for name, entry in sorted(references.items()) for label, levels in entry.items() if isinstance(levels, dict)]  # fmt: skip
+    intro = ("## Reference levels\n\nchance: the exact expected value of a random ranking; lexical: hashed character "
+             "n-grams, nothing trained; zero-shot: the pretrained model before any training. The quality figures draw them as lines.")
+    return intro + "\n\n" + markdown_table(["set", "level", *metrics], rows)
+
+
+def comparison_section(runs: pd.DataFrame) -> str:
+    """Hybrid against the pure strategies, paired by seed, and the paper's pattern claim by claim."""
+    metrics = [m.column for m in metrics_where(kind="score", reported=True) if m.column in present_metrics(runs, [m.column])]
+    diffs = hybrid_differences(runs, metrics) if "hybrid" in set(runs["strategy"]) else []
+    if not any(d.n_pairs >= 2 for d in diffs):
+        return ""
+    rows = [[f"`{d.metric}`", d.n_languages, d.other, d.n_pairs, fmt(d.mean), f"[{fmt(d.low)}, {fmt(d.high)}]", d.verdict()]
+            for d in diffs]  # fmt: skip
+    parts = ["## Hybrid against the pure strategies",
+             "Paired by seed: hybrid minus the other strategy at the same L and seed, mean and 95% t interval over "
+             "seeds. A difference whose interval contains 0 is reported as not resolved, whatever its sign.",
+             markdown_table(["metric", "L", "vs", "pairs", "mean difference", "95% interval", "verdict"], rows)]  # fmt: skip
+    for role in ("heldout", "zeroshot"):
+        pattern = paper_pattern(runs, role) if f"eval_{role}_map_multi" in present_metrics(runs, [f"eval_{role}_map_multi"]) else []
+        if pattern:
+            parts += [f"### Does the paper's pattern hold? ({role})",
+                      markdown_table(["L", "claim", "verdict"], [list(row) for row in pattern])]
+    return "\n\n".join(parts)
+
+
 def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str, str]]) -> str:
     """The report's Markdown text for a results table; `figures` are (file stem, title) pairs, linked not drawn."""
     runs, failed = usable_runs(table), failed_runs(table)
     sections = [summary_section(table, runs, failed, results_dir)]
     if len(runs):
         order = list(strategy_styles(runs["strategy"].dropna().unique()))
-        sections += [metrics_section(runs), fits_section(scaling_fits(runs), order)]
+        sections += [metrics_section(runs), references_section(read_references(results_dir)), comparison_section(runs),
+                     fits_section(scaling_fits(runs), order)]  # fmt: skip
+        sections = [s for s in sections if s]
     sections += [failed_section(failed), plots_section(figures)]
     return "\n\n".join(sections) + "\n"
 
