@@ -42,14 +42,15 @@ def test_pretrained_weights_load_from_a_local_directory(tmp_path):
     torch.manual_seed(0)
     saved = BertModel(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32), add_pooling_layer=False)
     saved.save_pretrained(tmp_path)
-    loaded = build_encoder(replace(_model_config("tiny"), pretrained=str(tmp_path)), tokenizer_vocab_size=99)
+    (run,) = plan_runs("config", ["model=pretrained", f"model.pretrained={tmp_path}"], sweep=False)
+    loaded = build_encoder(run.config.model, tokenizer_vocab_size=99)
     for (name, a), (_, b) in zip(saved.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
 
 
 def test_missing_pretrained_model_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="could not be loaded"):
-        build_encoder(replace(_model_config("tiny"), pretrained=str(tmp_path / "absent")), 10)
+        build_encoder(replace(_model_config("tiny"), pretrained=str(tmp_path / "absent"), hidden_size=None), 10)
 
 
 def test_mean_pooling_ignores_padding():
