@@ -109,6 +109,7 @@ class Prediction:
             "peak_activation_bytes": self.peak.activation_bytes,
             "model_params": self.model_params,
             "vocab_size": self.vocab_size,
+            "predicted_margin_bytes": self.margin.total_bytes,
         }
 
 

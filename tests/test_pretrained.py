@@ -194,3 +194,15 @@ def test_mbert_continues_masked_lm_with_the_checkpoints_head_where_it_has_one(wi
 def test_hf_checkpoint_round_trips_through_auto_tokenizer(checkpoint):
     directory, tokenizer = checkpoint
     assert AutoTokenizer.from_pretrained(directory)("Paris")["input_ids"] == tokenizer("Paris")["input_ids"]
+
+
+def test_predict_uses_the_checkpoints_vocabulary_and_equals_a_real_run(checkpoint, tmp_path):
+    from bench.predict import predict_memory
+
+    directory, tokenizer = checkpoint
+    cfg = config(directory, "strategy=mbert", "eval=none", tmp_path=tmp_path)
+    prediction = predict_memory(cfg)
+    assert prediction.vocab_size == len(tokenizer)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    record = run_and_record(cfg)
+    assert record.status == "ok" and prediction.peak.total_bytes == record.peak_tensor_bytes

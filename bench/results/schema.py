@@ -133,6 +133,7 @@ class RunRecord:
     rank_peak_tensor_bytes: list[float] = field(default_factory=list)  # one per rank (several devices)
     rank_peak_rss_bytes: list[float] = field(default_factory=list)
     predicted: bool = False
+    predicted_margin_bytes: int | None = None  # mode=predict: what a tensor tracker cannot see (CUDA context, workspaces...)
 
     # work and energy
     probed_step_flops: float | None = None  # FLOPs counted on the probed step only (FlopCounterMode)
