@@ -1,12 +1,14 @@
 """A run's figures do not depend on what ran before it; memory figures are exact and analytic."""
 
+import json
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from bench.models.encoder import ModelConfig, build_encoder
+from bench.models.encoder import build_encoder
+from tests.conftest import compose
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +21,10 @@ def _rows(results_dir):
 
 def test_run_after_a_heavier_one_measures_the_same_as_alone(tmp_path):
     # The sweep runs batch 32 (heavier) first, then batch 8; the second process must not inherit anything.
-    after = subprocess.run([sys.executable, "-m", "bench.sweep", *FAST, "train.batch_size=32,8", f"results.dir={tmp_path / 'after'}"],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    after = subprocess.run([sys.executable, "-m", "bench.sweep", *FAST, "train.batch_size=32,8", "sweep.order_seed=0",
+                            f"results.dir={tmp_path / 'after'}"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    order = json.loads((tmp_path / "after" / "sweeps.jsonl").read_text().splitlines()[0])["order"]
+    assert [int(pd.read_parquet(tmp_path / "after" / "runs" / f"{rid}.parquet")["batch_size"].iloc[0]) for rid in order] == [32, 8]
     alone = subprocess.run([sys.executable, "-m", "bench.sweep", *FAST, "train.batch_size=8", f"results.dir={tmp_path / 'alone'}"],
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert after.returncode == 0 and alone.returncode == 0, after.stderr[-2000:] + alone.stderr[-2000:]
@@ -36,7 +40,7 @@ def test_run_after_a_heavier_one_measures_the_same_as_alone(tmp_path):
     parts = single[["peak_param_bytes", "peak_grad_bytes", "peak_optimizer_bytes", "peak_activation_bytes"]].sum()
     assert parts == single["peak_tensor_bytes"]
     assert single["peak_param_bytes"] == single["model_params"] * 4  # fp32; the contrastive model is the encoder
-    encoder = build_encoder(ModelConfig(name="tiny"), tokenizer_vocab_size=int(single["vocab_size"]))
+    encoder = build_encoder(compose().model, tokenizer_vocab_size=int(single["vocab_size"]))
     n_tensors = len(list(encoder.parameters()))
     # AdamW: exp_avg and exp_avg_sq per parameter, plus a 4-byte float32 step per parameter tensor.
     assert single["peak_optimizer_bytes"] == 2 * single["peak_param_bytes"] + 4 * n_tensors
