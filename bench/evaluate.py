@@ -73,6 +73,7 @@ def build_encoder(args: argparse.Namespace, cfg: RunConfig):
         return LexicalEncoder()
     if args.encoder is not None:
         encoder = TextEncoder.load(args.encoder)
+        encoder.precision = cfg.eval.precision
         return encoder.with_max_length(cfg.eval.max_length) if cfg.eval.max_length else encoder
     if not cfg.model.pretrained:
         raise ConfigError(f"model={cfg.model.name} has no pretrained weights to evaluate zero-shot; "

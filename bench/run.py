@@ -71,7 +71,8 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
         objective, optimizer = accelerator.prepare(objective, optimizer)
     encoder = accelerator.unwrap_model(objective).encoder
     pooling = cfg.strategy.evaluation_pooling(cfg.model.pooling)
-    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length)
+    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length,
+                               cfg.eval.precision)
     curve = quality_curve(cfg, profiler)
 
     def after_step(step: int) -> None:

@@ -85,6 +85,7 @@ def describe(cfg: RunConfig, command: str | None) -> RunRecord:
         launcher=cfg.launcher.name,
         concurrency=cfg.launcher.jobs,
         mixed_precision=cfg.train.mixed_precision,
+        eval_precision=cfg.eval.precision if cfg.eval.enabled or cfg.eval.curve.every_steps else None,
         rng_source=RNG_SOURCE,
     )
 
@@ -218,7 +219,8 @@ def zero_shot_encoder(cfg: RunConfig) -> TextEncoder:
     tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, {}, cfg.languages)
     encoder = build_encoder(cfg.model, tokenizer.vocab_size)
     check_vocabulary(tokenizer.vocab_size, encoder.get_input_embeddings().num_embeddings, f"model={cfg.model.name}")
-    return TextEncoder(encoder, tokenizer, cfg.model.pooling, cfg.eval.max_length or cfg.train.max_length)
+    return TextEncoder(encoder, tokenizer, cfg.model.pooling, cfg.eval.max_length or cfg.train.max_length,
+                       cfg.eval.precision)
 
 
 def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:

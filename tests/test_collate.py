@@ -58,3 +58,20 @@ def test_masked_lm_batch_is_deterministic_per_seed():
     b = collate_masked_lm(refs, pairs, ids, 0.15, torch.Generator().manual_seed(3))
     assert torch.equal(a.inputs["input_ids"], b.inputs["input_ids"])
     assert a.inputs["input_ids"].shape[0] == 4 and (a.inputs["labels"] != IGNORE_INDEX).any()
+
+
+def test_special_ids_follow_a_trimmed_vocabulary_renumbering():
+    # Like XLM-R's <mask> (250001), a special token past the words: trimming renumbers it, and masking
+    # must use the new id or the embedding lookup overruns the trimmed table.
+    backend = train_wordpiece(TEXTS * 5, 120, 1)
+    backend.add_special_tokens(["<mask>"])
+    full = RunTokenizer(backend, "test")
+    trimmed = full.trimmed({"passage": TEXTS[:1]})
+    ids = SpecialIds.of(trimmed)
+    assert ids.vocab_size == len(trimmed.kept) < full.vocab_size
+    assert trimmed.kept[ids.mask] == backend.token_to_id("[MASK]")
+    assert all(0 <= i < ids.vocab_size for i in ids.special)
+    assert {trimmed.kept[i] for i in ids.special} == {backend.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<mask>")}
+    pairs = TokenizedPairs.build(trimmed, {(0, "en"): TEXTS[0]}, {(0, "en"): TEXTS[0]}, 16)
+    batch = collate_masked_lm([PairRef(0, "en", "en")], pairs, ids, 0.5, torch.Generator().manual_seed(0))
+    assert int(batch.inputs["input_ids"].max()) < ids.vocab_size

@@ -54,6 +54,19 @@ def test_batched_equals_one_at_a_time(tokenizer, pooling):
     assert torch.allclose(batched.norm(dim=1), torch.ones(len(TEXTS)))
 
 
+def test_bf16_precision_autocasts_the_forward_pass_and_keeps_float32_rows(tokenizer):
+    model = tiny_bert(tokenizer.vocab_size)
+    exact = TextEncoder(model, tokenizer, "mean", max_length=16).encode(TEXTS, batch_size=4)
+    bf16 = TextEncoder(model, tokenizer, "mean", max_length=16, precision="bf16")
+    rows = bf16.encode(TEXTS, batch_size=4)
+    assert rows.dtype == torch.float32 and torch.allclose(rows.norm(dim=1), torch.ones(len(TEXTS)))
+    assert not torch.equal(rows, exact)  # the forward pass really ran in bfloat16 ...
+    assert (rows * exact).sum(dim=1).min() > 0.99  # ... and stays close to float32 (cosine per text)
+    assert bf16.with_max_length(8).precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        TextEncoder(model, tokenizer, "mean", 16, precision="fp16")
+
+
 def test_tokens_are_truncated_and_wrapped(tokenizer):
     encoder = TextEncoder(tiny_bert(tokenizer.vocab_size), tokenizer, "cls", max_length=8)
     ids = encoder.tokenize(TEXTS)

@@ -20,6 +20,7 @@ from typing import Any
 from bench.data.synthetic import synthetic_language_codes
 from bench.data.tokenizer import TokenizerConfig
 from bench.errors import ConfigError
+from bench.evaluation.encode import PRECISIONS as EVAL_PRECISIONS
 from bench.models.encoder import ModelConfig
 from bench.strategies import strategy_class
 from bench.strategies.base import Strategy
@@ -151,6 +152,7 @@ class EvalConfig:
     languages: tuple[str, ...] | None  # None: every language of each set
     batch_size: int  # texts per encoder forward pass
     max_length: int | None  # None: the run's train.max_length
+    precision: str  # fp32 | bf16: the encoder's forward pass under evaluation (scores are always float32)
     query_chunk: int  # queries scored at once; bounds memory at chunk x pool floats
     curve: CurveConfig
     only: dict[str, SetSubset]  # a set named here is evaluated only on the runs it includes (affordable sweeps)
@@ -160,6 +162,7 @@ class EvalConfig:
             _positive_int(getattr(self, key), f"eval.{key}")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 4):
             raise ConfigError(f"eval.max_length must be null or an integer >= 4, got {self.max_length!r}")
+        _choice(self.precision, "eval.precision", EVAL_PRECISIONS)
         if self.enabled and not self.sets:
             raise ConfigError("eval.sets must name at least one evaluation set when eval.enabled is true")
         known = DATA_PARTS + tuple(self.external)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.data.tokenizer import RunTokenizer
+from bench.data.tokenizer import ALL_SPECIAL_TOKENS, RunTokenizer
 from bench.strategies.sampling import PairRef
 
 
@@ -29,11 +29,11 @@ class SpecialIds:
 
     @classmethod
     def of(cls, tokenizer: RunTokenizer, vocab_size: int | None = None) -> SpecialIds:
-        vocab = tokenizer.backend.get_vocab(with_added_tokens=True)
-        pad = next(vocab[t] for t in ("[PAD]", "<pad>") if t in vocab)
-        mask = next(vocab[t] for t in ("[MASK]", "<mask>") if t in vocab)
-        special = frozenset(vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>") if t in vocab)
-        return cls(pad, mask, special, vocab_size or tokenizer.vocab_size)
+        # Ids as `encode` returns them: a trimmed vocabulary renumbers its rows (XLM-R's <mask> is 250001 before).
+        ids = {t: i for t in ALL_SPECIAL_TOKENS if (i := tokenizer.token_id(t)) is not None}
+        pad = next(ids[t] for t in ("[PAD]", "<pad>") if t in ids)
+        mask = next(ids[t] for t in ("[MASK]", "<mask>") if t in ids)
+        return cls(pad, mask, frozenset(ids.values()), vocab_size or tokenizer.vocab_size)
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,11 @@ class RunTokenizer:
         backend_unk = next((i for i in map(self.backend.token_to_id, UNK_TOKENS) if i is not None), None)
         return backend_unk if backend_unk is None or self.kept is None else self._remap[backend_unk]
 
+    def token_id(self, token: str) -> int | None:
+        """The id `encode` gives `token` (after trimming's remap); None if the tokenizer lacks it."""
+        backend_id = self.backend.token_to_id(token)
+        return backend_id if backend_id is None or self.kept is None else int(self._remap[backend_id])
+
     @functools.cached_property
     def _remap(self) -> np.ndarray:
         """Backend id -> kept id; ids outside the kept vocabulary become the unknown token."""

@@ -31,7 +31,8 @@ CONFIG_FIELDS = [  # (column, label) summarised as the distinct values seen
 ENV_FIELDS = [
     ("device_name", "device"), ("device_type", "device type"), ("n_devices", "devices"), ("cpu_model", "CPU"),
     ("threads", "threads"), ("torch_version", "torch"), ("transformers_version", "transformers"),
-    ("python_version", "python"), ("mixed_precision", "mixed precision"), ("hostname", "host"),
+    ("python_version", "python"), ("mixed_precision", "mixed precision"),
+    ("eval_precision", "evaluation precision"), ("hostname", "host"),
 ]  # fmt: skip
 FAILED_COLUMNS = ["run_id", "strategy", "n_languages", "seed", "status", "error_type", "error_message"]
 

@@ -155,6 +155,7 @@ class RunRecord:
 
     # retrieval quality: macro averages per role (heldout: the run's held-out articles; zeroshot: an external set)
     eval_languages_seen: str | None = None
+    eval_precision: str | None = None  # eval.precision: the encoder's forward pass (fp32 | bf16 autocast)
     eval_heldout_set: str | None = None
     eval_heldout_map_mono: float | None = None
     eval_heldout_map_cross: float | None = None
