@@ -3,8 +3,8 @@
 Runs the tiny `mbert` run in fresh processes (`python -m bench.run`, eval off) and prints each run's
 peak RSS and tensor peak, under glibc's default malloc and under settings that change only how freed
 memory is kept: `MALLOC_ARENA_MAX` (fewer arenas: the fragmentation-across-threads guess),
-`MALLOC_TRIM_THRESHOLD_=0` (return freed heap top to the kernel at once), `MALLOC_MMAP_THRESHOLD_`
-(serve blocks >= 64 KiB by mmap, unmapped on free) and jemalloc by LD_PRELOAD where installed.
+`MALLOC_TRIM_THRESHOLD_=0` (return freed memory at the heap's top to the kernel at once) and
+jemalloc by LD_PRELOAD where installed.
 
 The per-language budget couples L with the step count (20 steps per language), so the grid also
 runs L=2 and L=11 at the same fixed step count: if RSS follows the steps and not L, and the
@@ -33,7 +33,6 @@ ALLOCATORS = {
     "glibc default": {},
     "MALLOC_ARENA_MAX=1": {"MALLOC_ARENA_MAX": "1"},
     "MALLOC_TRIM_THRESHOLD_=0": {"MALLOC_TRIM_THRESHOLD_": "0"},
-    "MALLOC_MMAP_THRESHOLD_=65536": {"MALLOC_MMAP_THRESHOLD_": "65536"},
     **({"jemalloc (LD_PRELOAD)": {"LD_PRELOAD": JEMALLOC}} if JEMALLOC else {}),
 }
 
