@@ -72,9 +72,9 @@ def build_encoder(args: argparse.Namespace, cfg: RunConfig):
     if args.lexical:
         return LexicalEncoder()
     if args.encoder is not None:
-        encoder = TextEncoder.load(args.encoder)
-        encoder.precision = cfg.eval.precision
-        return encoder.with_max_length(cfg.eval.max_length) if cfg.eval.max_length else encoder
+        saved = TextEncoder.load(args.encoder)  # its own length unless eval.max_length overrides it
+        return TextEncoder(saved.model, saved.tokenizer, saved.pooling, cfg.eval.max_length or saved.max_length,
+                           cfg.eval.precision)
     if not cfg.model.pretrained:
         raise ConfigError(f"model={cfg.model.name} has no pretrained weights to evaluate zero-shot; "
                           "evaluate a trained encoder with --encoder DIR, or pick a pretrained model (model=me5-small)")

@@ -24,7 +24,6 @@ from accelerate import Accelerator
 
 from bench.config import RunConfig, plan_runs
 from bench.errors import exit_on_user_error, one_line
-from bench.evaluation.encode import TextEncoder
 from bench.evaluation.retrieval import evaluate
 from bench.launch import PARENT_PID_ENV, die_with_parent, launch_run, read_config, results_lock
 from bench.measure.memory import peak_rss_bytes
@@ -34,7 +33,7 @@ from bench.predict import predict_row
 from bench.results.schema import SUCCESS, RunRecord
 from bench.results.store import ensure_writable_dir, read_run, write_run
 from bench.stages import (
-    build_objective, build_optimizer, build_scheduler, choose_probed_step, quality_curve, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
+    build_objective, build_optimizer, build_scheduler, choose_probed_step, evaluation_encoder, quality_curve, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
     resolve_device, unk_fields,
 )  # fmt: skip
 from bench.strategies.sampling import BatchStats
@@ -71,8 +70,7 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
         objective, optimizer = accelerator.prepare(objective, optimizer)
     encoder = accelerator.unwrap_model(objective).encoder
     pooling = cfg.strategy.evaluation_pooling(cfg.model.pooling)
-    text_encoder = TextEncoder(encoder, prepared.tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length,
-                               cfg.eval.precision)
+    text_encoder = evaluation_encoder(cfg, encoder, prepared.tokenizer, pooling)
     curve = quality_curve(cfg, profiler)
 
     def after_step(step: int) -> None:

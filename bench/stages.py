@@ -219,8 +219,12 @@ def zero_shot_encoder(cfg: RunConfig) -> TextEncoder:
     tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, {}, cfg.languages)
     encoder = build_encoder(cfg.model, tokenizer.vocab_size)
     check_vocabulary(tokenizer.vocab_size, encoder.get_input_embeddings().num_embeddings, f"model={cfg.model.name}")
-    return TextEncoder(encoder, tokenizer, cfg.model.pooling, cfg.eval.max_length or cfg.train.max_length,
-                       cfg.eval.precision)
+    return evaluation_encoder(cfg, encoder, tokenizer, cfg.model.pooling)
+
+
+def evaluation_encoder(cfg: RunConfig, encoder, tokenizer: RunTokenizer, pooling: str) -> TextEncoder:
+    """The encoder as eval.* evaluates it: its length (default: the training length) and precision."""
+    return TextEncoder(encoder, tokenizer, pooling, cfg.eval.max_length or cfg.train.max_length, cfg.eval.precision)
 
 
 def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:
