@@ -26,6 +26,7 @@ from bench.config import RunConfig, plan_runs
 from bench.errors import exit_on_user_error, one_line
 from bench.evaluation.retrieval import evaluate
 from bench.launch import PARENT_PID_ENV, die_with_parent, launch_run, read_config, results_lock
+from bench.measure.hardware import bf16_support
 from bench.measure.memory import peak_rss_bytes
 from bench.measure.profiler import RunProfiler, provenance_fields
 from bench.models.encoder import count_parameters
@@ -41,7 +42,7 @@ from bench.training.distributed import all_gather_numbers, all_sum, is_main_rank
 from bench.training.loop import StepRoles, WorkCounter, train
 
 
-def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame | None]:
+def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame | None, pd.DataFrame | None]:
     """Train and evaluate one configuration, filling `record` as each stage completes."""
     torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
@@ -49,7 +50,8 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     world, rank = accelerator.num_processes, accelerator.process_index
     profiler = RunProfiler(accelerator.device, cfg.train.mixed_precision, cfg.profiler.contention_threshold)
     record.update(device_type=device.type, n_devices=world, gather_negatives=world > 1 and cfg.train.gather_negatives,
-                  **provenance_fields(accelerator.device))  # fmt: skip
+                  bf16_support=bf16_support(device.type), **provenance_fields(accelerator.device))  # fmt: skip
+    warn_if_emulated_bf16(cfg, record.bf16_support)
 
     prepared = prepare_data(cfg, profiler)
     eval_sets = load_eval_sets(cfg)
@@ -89,17 +91,26 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     if curve is not None:
         record.update(**curve.record_fields(cfg.eval.curve.target))
 
-    per_setting = None
+    per_setting = per_query = None
     if cfg.results.save_encoder and accelerator.is_main_process:
         text_encoder.save(Path(cfg.results.dir) / "encoders" / cfg.run_id)
     if eval_sets and accelerator.is_main_process:
         with profiler.stage("eval"):
-            result = evaluate(text_encoder, eval_sets, cfg.languages, cfg.eval.batch_size, cfg.eval.query_chunk)
+            result = evaluate(text_encoder, eval_sets, cfg.languages, cfg.eval.batch_size, cfg.eval.query_chunk,
+                              per_query=cfg.results.per_query)  # fmt: skip
         record.update(**result.summary)
-        per_setting = result.table
+        per_setting, per_query = result.table, result.per_query
     accelerator.wait_for_everyone()
     record.update(**profiler.stage_fields())
-    return record, per_setting
+    return record, per_setting, per_query
+
+
+def warn_if_emulated_bf16(cfg: RunConfig, support: str) -> None:
+    """bf16 asked for where the processor emulates it: allowed (and recorded), but said, since it is slower."""
+    if support == "emulated" and "bf16" in (cfg.train.mixed_precision, cfg.eval.precision):
+        print(f"warning: bf16 requested but this {cfg.device} device has no native bf16 (no AMX or AVX-512 BF16): "
+              "it is emulated and slower than fp32; train.mixed_precision=auto and eval.precision=auto pick fp32 here",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def model_fields(cfg: RunConfig, objective: torch.nn.Module) -> dict:
@@ -144,13 +155,13 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
     """Execute one run (measured, or predicted with mode=predict) and persist its row, whatever happens."""
     results_dir = ensure_writable_dir(Path(cfg.results.dir))
     record = describe(cfg, command)
-    per_setting = None
+    per_setting = per_query = None
     started = time.perf_counter()
     try:
         if cfg.mode == "predict":
             record = predict_row(cfg, record)
         else:
-            record, per_setting = execute(cfg, record)
+            record, per_setting, per_query = execute(cfg, record)
     except KeyboardInterrupt:
         record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal",
                       **reached(started))  # fmt: skip
@@ -164,7 +175,7 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(traceback.format_exc())
     if is_main_rank():  # one row per run
-        write_run(results_dir, record, per_setting)
+        write_run(results_dir, record, per_setting, per_query)
     return record
 
 

@@ -32,7 +32,7 @@ from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
 from bench.results.schema import RunRecord
 from bench.strategies.base import PretrainedParts
 from bench.strategies.sampling import PairRef
-from bench.training.loop import Collate, linear_schedule
+from bench.training.loop import Collate, linear_schedule, warmup_constant_schedule
 
 RNG_SOURCE = ("seed drives every stream, each derived from (seed, purpose, epoch or step) by hashing: "
               "torch.manual_seed(seed) (init), Random('groups/seed=s/epoch=e') (batches), "
@@ -192,6 +192,8 @@ def build_optimizer(cfg: RunConfig, objective: nn.Module, foreach: bool | None =
 def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
     if cfg.train.lr_schedule == "constant":
         return None
+    if cfg.train.lr_schedule == "constant_with_warmup":
+        return warmup_constant_schedule(optimizer, cfg.train.lr_warmup_steps)
     return linear_schedule(optimizer, cfg.train.lr_warmup_steps, cfg.steps)
 
 

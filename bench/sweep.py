@@ -31,7 +31,7 @@ from bench.config.compose import shuffled, sweep_order_seed
 from bench.errors import BenchError, exit_on_user_error
 from bench.launch import launch_all, results_lock
 from bench.measure.calibration import calibrate
-from bench.measure.provenance import RESULTS_PATH, cpu_model, git_commit, git_dirty, git_ignored
+from bench.measure.provenance import RESULTS_PATH, code_tree, cpu_model, git_commit, git_dirty, git_ignored
 from bench.results.figures import plot_results
 from bench.results.schema import SUCCESS
 from bench.results.store import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs
@@ -54,12 +54,14 @@ def committed_results_policy(results_dir: Path, planned: list[PlannedRun]) -> No
     if git_dirty(PROJECT_ROOT):
         raise BenchError(f"{results_dir} is for committed results, and the tree has uncommitted changes: commit first, "
                          "or add results.allow_dirty=true (recorded in every row as git_dirty)")
-    head = git_commit(PROJECT_ROOT)
+    head, tree = git_commit(PROJECT_ROOT), code_tree(PROJECT_ROOT)
     rerun = all(p.config.results.rerun for p in planned)
-    others = sorted({r.git_commit[:10] for r in read_runs(results_dir) if r.status in SUCCESS and r.git_commit != head})
+    others = sorted({r.git_commit[:10] for r in read_runs(results_dir)
+                     if r.status in SUCCESS and r.git_commit != head and (r.code_tree is None or r.code_tree != tree)})  # fmt: skip
     if others and not rerun:
-        raise BenchError(f"{results_dir} holds runs measured at commit {', '.join(others)}, this tree is at {head[:10]}: "
-                         "committed results come from one commit; use a new results.dir or results.rerun=true")
+        raise BenchError(f"{results_dir} holds runs measured at commit {', '.join(others)} with other code than this tree "
+                         f"({head[:10]}): committed results come from one code tree (bench/, conf/, data/, pyproject.toml); "
+                         "use a new results.dir or results.rerun=true")
 
 
 def prepare_results_dirs(planned: list[PlannedRun]) -> list[Path]:
@@ -74,7 +76,7 @@ def prepare_results_dirs(planned: list[PlannedRun]) -> list[Path]:
 def record_order(results_dir: Path, order: list[RunConfig], seed: int, calibration: dict) -> None:
     """Append this sweep's launch order and machine calibration to results_dir/sweeps.jsonl."""
     entry = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(PROJECT_ROOT),
-             "git_dirty": git_dirty(PROJECT_ROOT), "hostname": socket.gethostname(), "cpu_model": cpu_model(),
+             "code_tree": code_tree(PROJECT_ROOT), "git_dirty": git_dirty(PROJECT_ROOT), "hostname": socket.gethostname(), "cpu_model": cpu_model(),
              "calibration": calibration, "order_seed": seed,
              "order": [c.run_id for c in order if Path(c.results.dir) == results_dir]}  # fmt: skip
     with open(results_dir / ORDER_FILE, "a") as handle:

@@ -96,3 +96,52 @@ def test_fields_fit_the_schema():
     record_fields = {f.name for f in dataclasses.fields(RunRecord)}
     names = {f.name for f in dataclasses.fields(Provenance)} - {"torch_threads"}  # stored as `threads`
     assert names <= record_fields
+
+
+@needs_git
+def test_code_tree_names_the_code_not_the_commit(tmp_path):
+    """Committing results or docs keeps the code tree; changing bench/, conf/, data/ or pyproject.toml changes it."""
+    git(tmp_path, "init", "-q")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "m.py").write_text("x = 1\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "code")
+    first = provenance.code_tree(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "row.parquet").write_text("partial results\n")
+    (tmp_path / "README.md").write_text("docs\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "partial results")
+    assert provenance.code_tree(tmp_path) == first and len(first) == 16
+    (tmp_path / "bench" / "m.py").write_text("x = 2\n")
+    git(tmp_path, "commit", "-q", "-am", "code change")
+    assert provenance.code_tree(tmp_path) != first
+
+
+def _policy_with_rows(monkeypatch, tmp_path, rows, head="b" * 40, tree="t1"):
+    """bench.sweep's committed-results rule over fake rows, with this tree at `head` with code `tree`."""
+    import bench.sweep as sweep
+
+    monkeypatch.setattr(sweep, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(sweep, "git_ignored", lambda repo, path: False)
+    monkeypatch.setattr(sweep, "git_dirty", lambda repo: False)
+    monkeypatch.setattr(sweep, "git_commit", lambda repo: head)
+    monkeypatch.setattr(sweep, "code_tree", lambda repo: tree)
+    monkeypatch.setattr(sweep, "read_runs", lambda directory: rows)
+    results = tmp_path / "results" / "exp"
+    results.mkdir(parents=True, exist_ok=True)
+    planned = [type("P", (), {"config": type("C", (), {"results": type("R", (), {"allow_dirty": False, "rerun": False})})})]
+    return lambda: sweep.committed_results_policy(results, planned)
+
+
+def test_a_sweep_resumes_over_rows_of_another_commit_with_the_same_code_tree(monkeypatch, tmp_path):
+    from bench.errors import BenchError
+
+    same_code = RunRecord(run_id="r1", config_hash="h", git_commit="a" * 40, code_tree="t1")
+    _policy_with_rows(monkeypatch, tmp_path, [same_code])()  # accepted: only results or docs changed since
+    other_code = RunRecord(run_id="r2", config_hash="h", git_commit="c" * 40, code_tree="t0")
+    with pytest.raises(BenchError, match="with other code than this tree"):
+        _policy_with_rows(monkeypatch, tmp_path, [same_code, other_code])()
+    unknown_code = RunRecord(run_id="r3", config_hash="h", git_commit="c" * 40)  # rows from before code_tree existed
+    with pytest.raises(BenchError, match="cccccccccc"):
+        _policy_with_rows(monkeypatch, tmp_path, [unknown_code])()

@@ -129,6 +129,48 @@ def test_hybrid_alpha_one_and_zero_reproduce_the_single_policies(index, batch_si
         assert HybridBatchSampler(index, batch_size, seed, alpha=0.0).plan(12) == cross
 
 
+@FAST
+@given(index=indexes(min_langs=2), batch_size=st.integers(1, 5), seed=st.integers(0, 99))
+def test_exact_hybrid_at_alpha_one_and_zero_is_the_single_policies_batch_for_batch(index, batch_size, seed):
+    if feasible("monolingual", index, batch_size):
+        mono = MonolingualBatchSampler(index, batch_size, seed).plan(12)
+        assert HybridBatchSampler(index, batch_size, seed, 1.0, "exact").plan(12) == mono
+    if feasible("crosslingual", index, batch_size):
+        cross = CrossLingualBatchSampler(index, batch_size, seed).plan(12)
+        assert HybridBatchSampler(index, batch_size, seed, 0.0, "exact").plan(12) == cross
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+@pytest.mark.parametrize("steps", [7, 100, 200])
+def test_exact_hybrid_realises_round_alpha_steps_for_every_seed(alpha, steps):
+    """Every seed's plan has exactly round(alpha * steps) monolingual batches (halves up)."""
+    expected = math.floor(alpha * steps + 0.5)
+    plans = [HybridBatchSampler(full_index(40), 4, seed, alpha, "exact").plan(steps) for seed in range(12)]
+    for plan in plans:
+        assert BatchStats.of(plan).mono_batch_fraction == expected / steps
+    positions = {tuple(i for i, b in enumerate(p) if len({p.query_lang for p in b} | {p.passage_lang for p in b}) == 1)
+                 for p in plans}  # fmt: skip
+    if 0 < expected < steps:
+        assert len(positions) > 1  # the positions are the seed's: seeds differ in where the monolingual batches fall
+
+
+def test_exact_hybrid_plan_is_repeatable_and_spread_over_the_run():
+    sampler = HybridBatchSampler(full_index(40), 4, 3, 0.5, "exact")
+    first, again = sampler.plan(200), sampler.plan(200)
+    assert first == again
+    mono = [i for i, b in enumerate(first) if b[0].query_lang == b[0].passage_lang]
+    assert sum(i < 100 for i in mono) not in (0, 100)  # not all at the start or the end
+
+
+def test_hybrid_schedule_is_validated_and_bernoulli_keeps_old_config_hashes():
+    with pytest.raises(ConfigError, match="strategy.schedule must be one of bernoulli, exact"):
+        strategy_class("hybrid")(temperature=0.05, alpha=0.5, schedule="coin")
+    assert "schedule" not in strategy_class("hybrid")(temperature=0.05, alpha=0.5).params()
+    assert strategy_class("hybrid")(temperature=0.05, alpha=0.5, schedule="exact").params()["schedule"] == "exact"
+    (planned,) = plan_runs("config", ["strategy=hybrid", "languages=2", "strategy.schedule=exact"], sweep=False)
+    assert planned.config.strategy.schedule == "exact"
+
+
 def test_hybrid_alpha_one_works_with_a_single_language():
     index = full_index(8, ("en",))
     assert HybridBatchSampler(index, 4, 0, alpha=1.0).plan(5) == MonolingualBatchSampler(index, 4, 0).plan(5)

@@ -77,10 +77,24 @@ def _values(override) -> list[str]:
 
 
 def expand_sweep(config_name: str, argv: list[str]) -> list[list[str]]:
-    """Every run's overrides: the cartesian product of the strategy axis, `sweep.axes` and the command line."""
+    """Every run's overrides: the cartesian product of the strategy axis, `sweep.axes` and the command line;
+    with `sweep.grids` (a list of axes), the union of one such product per grid, each run once, so arms
+    of one experiment can have different axes (e.g. more seeds for the main arms)."""
     parsed = parse_overrides(argv)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    axes_cfg = _sweep_section(config_name, fixed).get("axes") or {}
+    section = _sweep_section(config_name, fixed)
+    axes_cfg = section.get("axes") or {}
+    grids = section.get("grids") or [{}]
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"sweep.grids must be a list of mappings (axis: values), got {grids!r}")
+    runs: dict[tuple[str, ...], None] = {}
+    for grid in grids:
+        for run in _product(axes_cfg | grid, parsed, argv):
+            runs.setdefault(tuple(run))
+    return [list(run) for run in runs]
+
+
+def _product(axes_cfg: dict, parsed, argv: list[str]) -> list[list[str]]:
     given = {o.key_or_group for o in parsed}
     lines = [] if "strategy" in given | set(axes_cfg) else [f"strategy={','.join(strategy_names())}"]
     lines += [f"{key}={value}" for key, value in axes_cfg.items() if key not in given] + list(argv)
@@ -124,7 +138,8 @@ def plan_runs(config_name: str, argv: list[str], sweep: bool) -> list[PlannedRun
     if not sweep and any(o.is_sweep_override() for o in parse_overrides(argv)):
         raise ConfigError(f"a single run takes single values; use `python -m bench.sweep` for {argv}")
     runs = expand_sweep(config_name, argv) if sweep else [list(argv)]
-    planned = [PlannedRun(tuple(o), to_run_config(compose_config(config_name, o))) for o in runs]
+    planned = list({run.config.run_id: run for run in reversed(
+        [PlannedRun(tuple(o), to_run_config(compose_config(config_name, o))) for o in runs])}.values())[::-1]  # fmt: skip
     for root, languages in sorted({(p.config.data.root, p.config.data.files) for p in planned}):
         load_lareqa("preflight", root, languages)  # a missing or corrupt data file fails now, as one line
     return planned

@@ -17,10 +17,13 @@ import typing
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import torch
+
 from bench.data.synthetic import synthetic_language_codes
 from bench.data.tokenizer import TokenizerConfig
 from bench.errors import ConfigError
 from bench.evaluation.encode import PRECISIONS as EVAL_PRECISIONS
+from bench.measure.hardware import native_bf16
 from bench.models.encoder import ModelConfig
 from bench.strategies import strategy_class
 from bench.strategies.base import Strategy
@@ -28,9 +31,9 @@ from bench.strategies.base import Strategy
 BUDGETS = ("fixed", "per_language")
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("train", "predict")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("no", "bf16", "fp16", "auto")  # auto: bf16 where the device runs it natively, else no
 LAUNCHERS = ("local", "parallel", "slurm")
-LR_SCHEDULES = ("constant", "linear")
+LR_SCHEDULES = ("constant", "linear", "constant_with_warmup")
 CURVE_METRICS = ("map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi")
 DATA_PARTS = ("heldout", "train", "all")  # evaluation sets made from the run's own data
 
@@ -63,7 +66,7 @@ class TrainConfig:
     steps_per_language: int
     warmup_steps: int  # excluded from the timing statistics
     lr: float
-    lr_schedule: str  # constant | linear (warm-up over lr_warmup_steps, then linear decay to 0)
+    lr_schedule: str  # constant | linear (warm-up over lr_warmup_steps, then linear decay to 0) | constant_with_warmup
     lr_warmup_steps: int
     weight_decay: float
     threads: int
@@ -84,7 +87,8 @@ class TrainConfig:
         _choice(self.budget, "train.budget", BUDGETS)
         _choice(self.lr_schedule, "train.lr_schedule", LR_SCHEDULES)
         if self.lr_schedule == "constant" and self.lr_warmup_steps:
-            raise ConfigError("train.lr_warmup_steps needs train.lr_schedule=linear (a constant rate has no warm-up)")
+            raise ConfigError("train.lr_warmup_steps needs train.lr_schedule=linear or constant_with_warmup "
+                              "(a constant rate has no warm-up)")
         _choice(self.mixed_precision, "train.mixed_precision", MIXED_PRECISION)
         if self.batch_size % self.devices:
             raise ConfigError(f"train.batch_size={self.batch_size} must be divisible by train.devices={self.devices}")
@@ -152,7 +156,7 @@ class EvalConfig:
     languages: tuple[str, ...] | None  # None: every language of each set
     batch_size: int  # texts per encoder forward pass
     max_length: int | None  # None: the run's train.max_length
-    precision: str  # fp32 | bf16: the encoder's forward pass under evaluation (scores are always float32)
+    precision: str  # fp32 | bf16 | auto: the encoder's forward pass under evaluation (scores are always float32)
     query_chunk: int  # queries scored at once; bounds memory at chunk x pool floats
     curve: CurveConfig
     only: dict[str, SetSubset]  # a set named here is evaluated only on the runs it includes (affordable sweeps)
@@ -162,7 +166,7 @@ class EvalConfig:
             _positive_int(getattr(self, key), f"eval.{key}")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 4):
             raise ConfigError(f"eval.max_length must be null or an integer >= 4, got {self.max_length!r}")
-        _choice(self.precision, "eval.precision", EVAL_PRECISIONS)
+        _choice(self.precision, "eval.precision", EVAL_PRECISIONS + ("auto",))
         if self.enabled and not self.sets:
             raise ConfigError("eval.sets must name at least one evaluation set when eval.enabled is true")
         known = DATA_PARTS + tuple(self.external)
@@ -183,6 +187,7 @@ class ResultsConfig:
     dir: str
     rerun: bool  # measure again even if results.dir already holds an ok row for this configuration
     save_encoder: bool  # write the trained encoder to results.dir/encoders/<run_id>/ (for bench.evaluate)
+    per_query: bool  # write every query's average precision to results.dir/per_query/<run_id>.parquet
     allow_dirty: bool  # let a sweep write into results/ from a tree with uncommitted changes
 
 
@@ -262,8 +267,23 @@ class RunConfig:
             results=build(ResultsConfig, raw.get("results"), "results"),
             launcher=build(LauncherConfig, raw.get("launcher"), "launcher"),
         )
+        config = resolve_auto_precision(config)
         check_compatible(config)
         return config
+
+
+def resolve_auto_precision(cfg: RunConfig) -> RunConfig:
+    """`auto` precisions become what this machine runs natively: bf16 on CPUs with AMX or AVX-512 BF16
+    (and CUDA devices that support it), fp32 elsewhere, where bf16 is emulated and slower. Resolved at
+    the edge, so the run's identity (its config hash) names the precision it really used."""
+    target = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    native = native_bf16(target)
+    train, evaluation = cfg.train, cfg.eval
+    if train.mixed_precision == "auto":
+        train = replace(train, mixed_precision="bf16" if native else "no")
+    if evaluation.precision == "auto":
+        evaluation = replace(evaluation, precision="bf16" if native else "fp32")
+    return replace(cfg, train=train, eval=evaluation)
 
 
 def check_compatible(cfg: RunConfig) -> None:

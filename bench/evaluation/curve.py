@@ -10,6 +10,7 @@ has the resolution of the evaluation interval; a target never reached stays miss
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class QualityCurve:
     samples: list[float] = field(default_factory=list)
     train_s: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    summaries: list[dict[str, float | None]] = field(default_factory=list)  # every summary metric at each point
 
     def due(self, step: int) -> bool:
         done = step + 1
@@ -55,12 +57,14 @@ class QualityCurve:
         self.steps.append(float(step + 1))
         self.samples.append(float((step + 1) * self.samples_per_step))
         self.train_s.append(seconds)
-        self.values.append(float(result.summaries[self.subset.name][self.metric]))
+        summary = result.summaries[self.subset.name]
+        self.values.append(float(summary[self.metric]))
+        self.summaries.append({key: None if value is None else round(float(value), 6) for key, value in summary.items()})
 
     def record_fields(self, target: float | None) -> dict:
         fields = {"curve_set": self.subset.name, "curve_metric": self.metric, "curve_steps": self.steps,
                   "curve_samples": self.samples, "curve_train_s": self.train_s, "curve_values": self.values,
-                  "target_value": target}  # fmt: skip
+                  "curve_summaries": json.dumps(self.summaries), "target_value": target}  # fmt: skip
         reached = first_reaching(self.values, target, METRIC_DIRECTION[self.metric]) if target is not None else None
         if reached is not None:
             fields.update(steps_to_target=int(self.steps[reached]), samples_to_target=int(self.samples[reached]),

@@ -57,6 +57,7 @@ class Encoded:
     block_starts: torch.Tensor  # (n_languages,) first candidate of each language in the pool
     relevant: torch.Tensor  # (n_questions, n_languages) pool index of the group's answer per language, -1: none
     tie_seed: int  # equal scores are ordered by a permutation of the pool seeded with this (metrics.tie_positions)
+    query_ids: tuple[str, ...] = ()  # each question's parallel-group id (shared by its translations), in query order
 
 
 def tie_seed(name: str) -> int:
@@ -86,6 +87,7 @@ def encode_set(encoder: Encoder, dataset: LareqaDataset, batch_size: int) -> Enc
         block_starts=starts,
         relevant=relevant,
         tie_seed=tie_seed(dataset.name),
+        query_ids=tuple(q.group_id for q in questions),
     )
 
 
@@ -158,6 +160,40 @@ def setting_table(name: str, ranks: PoolRanks, seen: frozenset[str] = frozenset(
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
+QUERY_COLUMNS = ("set", "setting", "query_lang", "pool_lang", "query_id", "ap", "rank_distance")
+
+
+def query_table(name: str, ranks: PoolRanks) -> pd.DataFrame:
+    """Every query's average precision in every setting (and its rank distance in the multilingual
+    pool): the table any claim can be re-tested from, one question's translations sharing a query_id.
+    Averaging `ap` per cell as `setting_table` does gives back its numbers exactly."""
+    enc = ranks.encoded
+    ids = pd.Series(enc.query_ids, dtype="string")
+    frames = []
+
+    def add(setting: str, rows: torch.Tensor, query: str, pool: str, relevant: torch.Tensor) -> None:
+        if not len(relevant):
+            return
+        metrics = ranking_metrics(relevant)
+        frames.append(pd.DataFrame({
+            "set": name, "setting": setting, "query_lang": query, "pool_lang": pool,
+            "query_id": ids[rows.numpy()].to_numpy(), "ap": metrics.ap.numpy(),
+            "rank_distance": metrics.rank_distance.numpy() if setting == "multi" else float("nan")}))  # fmt: skip
+
+    for x, lang_x in enumerate(enc.languages):
+        of_x = enc.query_lang == x
+        add("mono", of_x.nonzero().flatten(), lang_x, lang_x, ranks.block[of_x, x : x + 1])
+        for y, lang_y in enumerate(enc.languages):
+            if y != x:
+                has_y = of_x & (enc.relevant[:, y] >= 0)
+                add("cross", has_y.nonzero().flatten(), lang_x, lang_y, ranks.block[has_y, y : y + 1])
+        add("multi", of_x.nonzero().flatten(), lang_x, "*", ranks.pool[of_x])
+    table = pd.concat(frames, ignore_index=True)
+    for column in ("set", "setting", "query_lang", "pool_lang"):
+        table[column] = table[column].astype("category")
+    return table[list(QUERY_COLUMNS)]
+
+
 def summarize(table: pd.DataFrame) -> dict[str, float | None]:
     """Macro averages of one set's table, keyed by the schema's metric names (map_mono, ...).
 
@@ -185,6 +221,7 @@ class EvalResult:
     table: pd.DataFrame  # per-setting rows of every evaluated set
     summaries: dict[str, dict[str, float]]  # per evaluated set name, including sets without schema columns
     seconds: float  # encoding, ranking and scoring (a run records its eval stage as eval_s)
+    per_query: pd.DataFrame | None = None  # query_table of every set, when asked for
 
 
 def by_language(table: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -215,22 +252,27 @@ def evaluate(
     batch_size: int = 256,
     query_chunk: int = 1024,
     on_encoded: Callable[[EvalSet, Encoded], None] | None = None,
+    per_query: bool = False,
 ) -> EvalResult:
     """Encode, rank and summarise every evaluation set; `seen_languages` are the training languages.
 
-    `on_encoded` (e.g. a BEIR/TREC exporter) is called with each set's embeddings, so they are computed once.
+    `on_encoded` (e.g. a BEIR/TREC exporter) is called with each set's embeddings, so they are computed once;
+    `per_query` also returns every query's average precision (`query_table`).
     """
     start = time.perf_counter()
     seen = frozenset(seen_languages)
-    summary, tables, summaries = empty_summary(), [], {}
+    summary, tables, summaries, queries = empty_summary(), [], {}, []
     for eval_set in eval_sets:
         if not eval_set.dataset.n_questions():
             raise DataError(f"evaluation set {eval_set.name} has no questions")
         encoded = encode_set(encoder, eval_set.dataset, batch_size)
         if on_encoded is not None:
             on_encoded(eval_set, encoded)
-        table = setting_table(eval_set.name, rank_set(encoded, query_chunk), seen)
+        ranks = rank_set(encoded, query_chunk)
+        table = setting_table(eval_set.name, ranks, seen)
         tables.append(table)
+        if per_query:
+            queries.append(query_table(eval_set.name, ranks))
         summaries[eval_set.name] = summarize(table)
         if eval_set.summary_key is not None:
             summary |= {f"eval_{eval_set.summary_key}_{k}": v for k, v in summaries[eval_set.name].items()}
@@ -239,5 +281,6 @@ def evaluate(
             summary["eval_heldout_by_lang"] = json.dumps(by_language(table), sort_keys=True)
     evaluated = dict.fromkeys(lang for s in eval_sets for lang in s.dataset.languages)
     summary["eval_languages_seen"] = ",".join(lang for lang in evaluated if lang in seen)
-    return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries, time.perf_counter() - start)
+    query_frame = pd.concat(queries, ignore_index=True) if queries else None
+    return EvalResult(summary, pd.concat(tables, ignore_index=True), summaries, time.perf_counter() - start, query_frame)
 

@@ -7,6 +7,7 @@ provenance must not be the reason a finished run is lost.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import torch
 from bench import PROJECT_ROOT
 
 RESULTS_PATH = "results"  # where sweeps write; changes there do not make the tree dirty
+CODE_PATHS = ("bench", "conf", "data", "pyproject.toml")  # what a result depends on: its code tree
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Provenance:
 
     git_commit: str | None
     git_dirty: bool | None
+    code_tree: str | None  # hash of HEAD's bench/, conf/, data/ and pyproject.toml: commits with equal code share it
     python_version: str
     torch_version: str
     transformers_version: str | None
@@ -42,6 +45,7 @@ def collect_provenance(device: torch.device | str = "cpu", repo: Path | str = PR
     return Provenance(
         git_commit=commit,
         git_dirty=git_dirty(repo) if commit else None,
+        code_tree=code_tree(repo) if commit else None,
         python_version=platform.python_version(),
         torch_version=torch.__version__,
         transformers_version=_transformers_version(),
@@ -55,6 +59,14 @@ def collect_provenance(device: torch.device | str = "cpu", repo: Path | str = PR
 def git_commit(repo: Path | str) -> str | None:
     """HEAD's full hash; None outside a checkout, before the first commit, or without git."""
     return _git(repo, "rev-parse", "--verify", "--quiet", "HEAD")
+
+
+def code_tree(repo: Path | str, commit: str = "HEAD") -> str | None:
+    """A hash of the code a result depends on at `commit` (CODE_PATHS' git tree entries): two commits
+    that differ only in results, docs or tests have the same code tree, so rows measured at either
+    belong to one experiment (a sweep resumed after committing partial results)."""
+    listing = _git(repo, "ls-tree", commit, "--", *CODE_PATHS)
+    return None if listing is None else hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
 def git_dirty(repo: Path | str) -> bool | None:

@@ -179,6 +179,7 @@ class RunRecord:
     curve_samples: list[float] = field(default_factory=list)
     curve_train_s: list[float] = field(default_factory=list)
     curve_values: list[float] = field(default_factory=list)
+    curve_summaries: str | None = None  # JSON list, one {metric: value} per point: every summary metric (mono, multi, ...)
     target_value: float | None = None
     steps_to_target: int | None = None  # missing: not reached
     samples_to_target: int | None = None
@@ -187,11 +188,13 @@ class RunRecord:
     # provenance
     git_commit: str | None = None
     git_dirty: bool | None = None
+    code_tree: str | None = None  # hash of the commit's bench/, conf/, data/, pyproject.toml (bench.measure.provenance)
     python_version: str | None = None
     torch_version: str | None = None
     transformers_version: str | None = None
     device_name: str | None = None
     cpu_model: str | None = None
+    bf16_support: str | None = None  # amx_bf16 | avx512_bf16 (native on this CPU) | cuda | emulated
     hostname: str | None = None
     rng_source: str | None = None
 

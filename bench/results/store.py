@@ -4,6 +4,7 @@ Layout of a results directory:
     runs/<run_id>.parquet   one row each, written to a temporary name then renamed
     results.parquet         all rows, rebuilt from runs/ (never appended to in place)
     per_setting.parquet     long-format evaluation table (dataset, setting, languages, metrics)
+    per_query/<run_id>.parquet  every query's average precision per set and setting (results.per_query)
     plots/                  scaling curves
 Because the consolidated files are always rebuilt from the per-run files, parallel
 launchers never race on one file and an interrupted sweep never leaves a half-written table.
@@ -25,6 +26,7 @@ from bench.results.schema import SCHEMA_VERSION, RunRecord, records_to_table, ta
 
 RUNS_DIR = "runs"
 EVAL_DIR = "eval"
+PER_QUERY_DIR = "per_query"
 RESULTS_FILE = "results.parquet"
 PER_SETTING_FILE = "per_setting.parquet"
 
@@ -55,8 +57,13 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def write_run(results_dir: Path, record: RunRecord, per_setting: pd.DataFrame | None = None) -> Path:
-    """Persist one run's row (and its per-setting evaluation table, if any)."""
+def write_run(results_dir: Path, record: RunRecord, per_setting: pd.DataFrame | None = None,
+              per_query: pd.DataFrame | None = None) -> Path:
+    """Persist one run's row (and its per-setting and per-query evaluation tables, if any); the row last,
+    so a row that says ok always has its tables beside it."""
+    if per_query is not None and len(per_query):
+        table = pa.Table.from_pandas(per_query.assign(run_id=record.run_id), preserve_index=False)
+        write_table_atomic(table, results_dir / PER_QUERY_DIR / f"{record.run_id}.parquet")
     if per_setting is not None and len(per_setting):
         table = pa.Table.from_pandas(per_setting.assign(run_id=record.run_id), preserve_index=False)
         write_table_atomic(table, results_dir / EVAL_DIR / f"{record.run_id}.parquet")

@@ -1,4 +1,11 @@
-"""Hybrid batch training (arXiv 2408.10536): each batch is monolingual with probability alpha, else cross-lingual."""
+"""Hybrid batch training (arXiv 2408.10536): each batch is monolingual with probability alpha, else cross-lingual.
+
+Two schedules decide which batches are monolingual:
+  bernoulli  a coin per step (the paper's definition): the realised fraction is a binomial draw, so
+             two seeds of one alpha train on different mixes (0.30 to 0.55 at alpha=0.5 over 20 steps);
+  exact      exactly round(alpha * steps) monolingual batches, at positions drawn from the seed, so
+             every seed realises alpha and seeds differ only in which batches and where.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +20,18 @@ from bench.strategies.registry import register
 from bench.strategies.sampling import Batch, BatchSampler, Epoch, ParallelIndex, stream
 
 
-class HybridBatchSampler(BatchSampler):
-    """A coin per step decides the batch's kind. The coin is one stream for the whole run (so the
-    realised monolingual fraction is a binomial draw with probability alpha); both kinds draw groups
-    and languages from the epoch's generator exactly as the single-policy samplers do, so alpha=1
-    reproduces MonolingualBatchSampler and alpha=0 CrossLingualBatchSampler batch for batch."""
+SCHEDULES = ("bernoulli", "exact")
 
-    def __init__(self, index: ParallelIndex, batch_size: int, seed: int, alpha: float):
+
+class HybridBatchSampler(BatchSampler):
+    """The schedule decides each batch's kind (a coin per step, or an exact seeded set of positions);
+    both kinds draw groups and languages from the epoch's generator exactly as the single-policy
+    samplers do, so alpha=1 reproduces MonolingualBatchSampler and alpha=0 CrossLingualBatchSampler
+    batch for batch, under either schedule."""
+
+    def __init__(self, index: ParallelIndex, batch_size: int, seed: int, alpha: float, schedule: str = "bernoulli"):
         super().__init__(index, batch_size, seed)
-        self.alpha = alpha
+        self.alpha, self.schedule = alpha, schedule
         # Only the kinds that can occur are built, so alpha=1 works with a single language.
         self._mono = MonolingualBatchSampler(index, batch_size, seed) if alpha > 0 else None
         self._cross = CrossLingualBatchSampler(index, batch_size, seed) if alpha < 1 else None
@@ -29,10 +39,25 @@ class HybridBatchSampler(BatchSampler):
 
     def reset(self) -> None:
         self._coin = stream(self.seed, "hybrid-coin")
+        self._mono_steps: frozenset[int] | None = None
+
+    def is_monolingual(self, step: int, total_steps: int) -> bool:
+        """Whether batch `step` of `total_steps` is monolingual under the schedule."""
+        if self.schedule == "bernoulli":
+            return self._coin.random() < self.alpha  # random() < 1 always: alpha=1 is always mono
+        if self._mono_steps is None:  # drawn once per plan, from its own stream: independent of the batches
+            positions = stream(self.seed, "hybrid-exact-positions").sample(range(total_steps), exact_count(self.alpha, total_steps))
+            self._mono_steps = frozenset(positions)
+        return step in self._mono_steps
 
     def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
-        kind = self._mono if self._coin.random() < self.alpha else self._cross  # random() < 1 always
+        kind = self._mono if self.is_monolingual(step, total_steps) else self._cross
         return kind.next_batch(epoch, step, total_steps)
+
+
+def exact_count(alpha: float, steps: int) -> int:
+    """Monolingual batches under the exact schedule: round(alpha * steps), halves rounded up (not to even)."""
+    return min(steps, math.floor(alpha * steps + 0.5))
 
 
 @register
@@ -40,7 +65,9 @@ class HybridBatchSampler(BatchSampler):
 class Hybrid(ContrastiveStrategy):
     name = "hybrid"
     order = 30
-    alpha: float  # probability that a batch is monolingual
+    alpha: float  # probability that a batch is monolingual (exact schedule: the fraction of batches)
+    # Defaulted here only so configs written before the option existed still load; conf/strategy/hybrid.yaml sets it.
+    schedule: str = "bernoulli"
 
     @property
     def min_languages(self) -> int:  # alpha=1 is monolingual training and works with one language
@@ -49,6 +76,16 @@ class Hybrid(ContrastiveStrategy):
     def check(self) -> None:
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and 0 <= self.alpha <= 1):
             raise ConfigError(f"strategy.alpha must be in [0, 1], got {self.alpha!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"strategy.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+    def params(self) -> dict:
+        """As configured; the paper's bernoulli schedule is left out so that the configuration hashes of
+        every row and baseline recorded before `schedule` existed still identify the same runs."""
+        params = super().params()
+        if self.schedule == "bernoulli":
+            params.pop("schedule")
+        return params
 
     def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
-        return HybridBatchSampler(index, batch_size, seed, self.alpha)
+        return HybridBatchSampler(index, batch_size, seed, self.alpha, self.schedule)

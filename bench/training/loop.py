@@ -78,6 +78,12 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def warmup_constant_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps` (as `linear_schedule` warms up), then the full rate to the end:
+    a budget whose rate is never spent, so a learning curve shows the strategy, not the decay."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup_steps + 1)))
+
+
 def train_step(objective, optimizer, accelerator: Accelerator, batch: Batch, timer: StepTimer) -> torch.Tensor:
     with timer.phase("forward"), accelerator.autocast():
         loss = objective(**batch.inputs)
