@@ -1,0 +1,94 @@
+"""The verdicts of a pre-registered experiment: `python -m bench.verdict CLAIMS_FILE [--results-dir DIR]`.
+
+Reads the claims file (conf/claims/<experiment>.yaml) and the runs of its results directory, tests
+every claim on every set with the hierarchical paired bootstrap (bench.results.claims), and writes
+DIR/verdict.md, DIR/verdict.parquet and DIR/plots/alpha_frontier.{png,svg}. Claims whose arms have no
+ok runs yet are "not run", so it works on a partial experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from bench.errors import ConfigError, exit_on_user_error
+from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims, markdown_table, verdict_markdown
+from bench.results.frontier import plot_frontier
+from bench.results.store import write_table_atomic
+
+VERDICT_MD, VERDICT_TABLE, PLOTS_DIR = "verdict.md", "verdict.parquet", "plots"
+REFERENCES_FILE = "references.json"  # bench.evaluation.references writes it; importing that module loads torch
+
+
+def number(value: float, signed: bool = False) -> str:
+    return "–" if pd.isna(value) else (f"{value:+.4f}" if signed else f"{value:.4f}")
+
+
+def details_table(frame: pd.DataFrame) -> str:
+    """Every (claim, set) test with its p-values, standard error, detectable effect and seeds."""
+    header = ["claim", "set", "estimate", "95% CI", "p (raw)", "p (Holm)", "p against (Holm)", "min detectable",
+              "seeds", "verdict"]  # fmt: skip
+    rows = [[r.id, r.set, number(r.estimate, True),
+             f"[{number(r.ci_low, True)}, {number(r.ci_high, True)}]" if pd.notna(r.estimate) else "–",
+             number(r.p_raw), number(r.p_holm), number(r.p_refute_holm), number(r.min_detectable), r.n_seeds,
+             r.verdict] for r in frame.itertuples()]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: list[Path]) -> str:
+    """verdict.md: the verdict table, how it was decided, the details and the figure."""
+    run = frame["verdict"] != "not run"
+    return "\n".join([
+        f"# Verdicts: {claims.experiment}", "",
+        f"Results: `{results_dir}`. Primary set: {claims.sets[claims.primary_set]}.", "",
+        verdict_markdown(frame, claims), "",
+        "## How the verdicts were decided", "",
+        f"- Bootstrap: hierarchical and paired, {claims.replicates} replicates, seed {claims.seed}. Each replicate "
+        "resamples question clusters (a question and its translations) with replacement, one draw shared by every "
+        "arm and seed, and seeds with replacement: jointly over the shared seeds for a difference, per arm for an "
+        "extreme or a trend. The statistic is the mean over resampled seeds of the run-level macro average.",
+        f"- Family: {len(frame)} (claim, set) tests ({int(run.sum())} with runs; tests not run count as p = 1), "
+        f"Holm-adjusted at {claims.significance:g} family-wise.",
+        "- greater / less: confirmed when the Holm-adjusted one-sided p in the expected direction is below the "
+        "level, refuted when the one in the opposite direction is, unresolved otherwise.",
+        f"- equivalent: confirmed by TOST within ±{claims.margin:g} (the larger one-sided p, Holm-adjusted); refuted "
+        "when the difference is significantly outside the margin; unresolved otherwise.",
+        "- extreme: the arm's margin over its closest rival (intersection-union: beyond 0 only if beyond every arm). "
+        "trend: the least-squares slope of the arm means against alpha.",
+        "- The interval is the 95% percentile interval, not adjusted for multiplicity.",
+        "- Min detectable: 2.8 × the bootstrap standard error, the true effect a two-sided 5% test would find "
+        "with 80% power; an unresolved claim whose effect may be smaller than this is underpowered, not refuted.",
+        "- Sign agrees: whether a non-primary set's estimate has the primary set's sign.", "",
+        "## Every test", "", details_table(frame), "",
+        *[f"![alpha frontier]({path.relative_to(results_dir)})" for path in figures if path.suffix == ".png"], "",
+    ])  # fmt: skip
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.verdict", description=__doc__.splitlines()[0])
+    parser.add_argument("claims_file", type=Path, help="conf/claims/<experiment>.yaml")
+    parser.add_argument("--results-dir", type=Path, help="overrides the claims file's results_dir")
+    args = parser.parse_args(argv)
+    claims = load_claims(args.claims_file)
+    results_dir = args.results_dir or claims.results_dir
+    if results_dir is None:
+        raise ConfigError("results_dir: not in the claims file; pass --results-dir")
+    arms = load_arms(claims, results_dir)
+    frame = evaluate_claims(claims, arms)
+    references_path = results_dir / REFERENCES_FILE
+    references = json.loads(references_path.read_text()) if references_path.is_file() else {}
+    figures = plot_frontier(results_dir, claims, results_dir / PLOTS_DIR, references=references, arms=arms)
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), results_dir / VERDICT_TABLE)
+    (results_dir / VERDICT_MD).write_text(document(frame, claims, results_dir, figures))
+    for path in (results_dir / VERDICT_MD, results_dir / VERDICT_TABLE, *figures):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
