@@ -40,8 +40,8 @@ KINDS = ("difference", "extreme", "trend")
 EXPECTS = ("greater", "less", "equivalent")
 CONFIRMED, REFUTED, UNRESOLVED, NOT_RUN = "confirmed", "refuted", "unresolved", "not run"
 TOP_KEYS = {"experiment", "results_dir", "arms", "alpha_of_arm", "sets", "significance", "equivalence_margin",
-            "bootstrap", "claims"}  # fmt: skip
-CLAIM_KEYS = {"id", "text", "kind", "a", "b", "arm", "metric", "expect", "paper", "exploratory"}
+            "bootstrap", "claims", "targets"}  # fmt: skip
+CLAIM_KEYS = {"id", "text", "kind", "a", "b", "arm", "over", "metric", "expect", "paper", "exploratory"}
 COLUMNS = ["id", "set", "text", "metric", "kind", "expect", "exploratory", "estimate", "ci_low", "ci_high", "se",
            "p_raw", "p_holm", "p_refute_raw", "p_refute_holm", "min_detectable", "n_seeds", "verdict", "paper",
            "sign_agrees_with_primary"]  # fmt: skip
@@ -179,7 +179,10 @@ def parse_claim(entry: dict, index: int, arms: dict, alpha_of_arm: dict, fail) -
             fail(f"{name}.b", "must differ from a")
         chosen = (entry["a"], entry["b"])
     elif kind == "extreme":
-        chosen = (entry["arm"], *(label for label in arms if label != entry["arm"]))
+        over = entry.get("over", [label for label in arms if label != entry["arm"]])  # default: every other arm
+        if not isinstance(over, list) or any(label not in arms or label == entry["arm"] for label in over):
+            fail(f"{name}.over", f"must list other arms (arms: {', '.join(arms)}), got {over!r}")
+        chosen = (entry["arm"], *over)
         if len(chosen) < 2:
             fail(f"{name}.arm", "an extreme needs at least two arms")
     else:
