@@ -17,6 +17,7 @@ calibration and the exact command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import random
@@ -63,13 +64,26 @@ def interleave(trials: dict, rounds: int, seed: int = 0) -> dict[str, list[float
     return seconds
 
 
+class Float32:
+    """What train_step asks of an Accelerator, with no autocast: the fp32 arm."""
+
+    @staticmethod
+    def autocast():
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def backward(loss: torch.Tensor) -> None:
+        loss.backward()
+
+
 def training_ab(cfg, prepared, rounds: int, steps: int) -> dict:
     plan = plan_batches(cfg, prepared.pairs)
     collate = make_collate(cfg, prepared)
     batches = [collate(step, refs) for step, refs in enumerate(plan[:steps])]
     fp32 = build_objective(cfg, prepared)
     bf16 = copy.deepcopy(fp32)
-    arms = {"fp32": (fp32, build_optimizer(cfg, fp32), Accelerator(cpu=True, mixed_precision="no")),
+    # accelerate's state is one per process, so the fp32 arm gets the same calls without autocast.
+    arms = {"fp32": (fp32, build_optimizer(cfg, fp32), Float32()),
             "bf16": (bf16, build_optimizer(cfg, bf16), Accelerator(cpu=True, mixed_precision="bf16"))}  # fmt: skip
 
     def trial(name: str):
