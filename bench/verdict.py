@@ -18,7 +18,8 @@ import pyarrow as pa
 from bench.errors import ConfigError, exit_on_user_error
 from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims, markdown_table, verdict_markdown
 from bench.results.frontier import plot_frontier
-from bench.results.store import write_table_atomic
+from bench.results.store import load_results, write_table_atomic
+from bench.results.targets import cost_cell, cost_to_targets
 
 VERDICT_MD, VERDICT_TABLE, PLOTS_DIR = "verdict.md", "verdict.parquet", "plots"
 REFERENCES_FILE = "references.json"  # bench.evaluation.references writes it; importing that module loads torch
@@ -37,6 +38,33 @@ def details_table(frame: pd.DataFrame) -> str:
              number(r.p_raw), number(r.p_holm), number(r.p_refute_holm), number(r.min_detectable), r.n_seeds,
              r.verdict] for r in frame.itertuples()]  # fmt: skip
     return markdown_table(header, rows)
+
+
+def cost_section(claims: Claims, results_dir: Path) -> list[str]:
+    """Cost to each pre-registered target, per arm: censored runs counted, with the machine beside the seconds."""
+    if not claims.targets or not (results_dir / "results.parquet").is_file():
+        return []
+    table = cost_to_targets(claims, load_results(results_dir))
+    columns = [(m, t) for m, ladder in claims.targets.items() for t in ladder]
+    rows = [[arm] + [cost_cell(table[(table.arm == arm) & (table.metric == m) & (table.target == t)].iloc[0]) for m, t in columns]
+            for arm in claims.arms]  # fmt: skip
+    return ["## Cost to target", "",
+            "Training pairs (and training seconds, evaluation excluded) until the curve (every 25 steps on a fixed "
+            "subset of held-out articles) first reaches each target fixed before the runs; the median over all of an "
+            "arm's runs, a run that never reached the target counted as not reached, with k/n runs that reached it. "
+            "Resolution: one curve interval.", "", machine_line(results_dir), "",
+            markdown_table(["arm", *[f"{m} ≥ {t:g}" if m != "rank_distance" else f"{m} ≤ {t:g}" for m, t in columns]], rows), ""]  # fmt: skip
+
+
+def machine_line(results_dir: Path) -> str:
+    """The machines and calibrations of the sweeps that wrote the rows (seconds are only comparable with them)."""
+    path = results_dir / "sweeps.jsonl"
+    if not path.is_file():
+        return "Machine: not recorded."
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    parts = {f"{e.get('cpu_model')} ({e['calibration']['matmul_gflops']} GFLOP/s fp32 matmul, {e['calibration']['threads']} threads)"
+             for e in entries if e.get("calibration")}  # fmt: skip
+    return "Machine (calibration per sweep): " + "; ".join(sorted(parts))
 
 
 def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: list[Path]) -> str:
@@ -64,6 +92,7 @@ def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: li
         "with 80% power; an unresolved claim whose effect may be smaller than this is underpowered, not refuted.",
         "- Sign agrees: whether a non-primary set's estimate has the primary set's sign.", "",
         "## Every test", "", details_table(frame), "",
+        *cost_section(claims, results_dir),
         *[f"![alpha frontier]({path.relative_to(results_dir)})" for path in figures if path.suffix == ".png"], "",
     ])  # fmt: skip
 

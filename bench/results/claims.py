@@ -22,7 +22,7 @@ import json
 import math
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -76,6 +76,7 @@ class Claims:
     replicates: int
     seed: int
     claims: tuple[Claim, ...]
+    targets: dict[str, tuple[float, ...]] = field(default_factory=dict)  # metric -> the cost-to-target ladder
 
     @property
     def primary_set(self) -> str:
@@ -144,6 +145,12 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
     margin = raw.get("equivalence_margin")
     if margin is None and any(c.expect == "equivalent" for c in claims):
         fail("equivalence_margin", "missing, and a claim expects equivalence")
+    targets = mapping(raw["targets"], "targets") if raw.get("targets") else {}
+    for metric, ladder in targets.items():
+        if metric not in METRICS:
+            fail(f"targets.{metric}", f"unknown metric (one of {', '.join(METRICS)})")
+        if not isinstance(ladder, list) or not ladder or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in ladder):
+            fail(f"targets.{metric}", f"must be a non-empty list of numbers, got {ladder!r}")
     results_dir = raw.get("results_dir")
     return Claims(
         experiment=str(raw["experiment"]), results_dir=Path(results_dir) if results_dir else None,
@@ -152,6 +159,7 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
         significance=number("significance", raw.get("significance", 0.05), 0, 1),
         margin=number("equivalence_margin", margin, 0, math.inf) if margin is not None else math.nan,
         replicates=replicates, seed=seed, claims=tuple(claims),
+        targets={metric: tuple(float(v) for v in ladder) for metric, ladder in targets.items()},
     )  # fmt: skip
 
 
