@@ -62,14 +62,19 @@ def test_one_failing_run_does_not_stop_the_others(tmp_path):
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2, "a re-run replaces its row, never duplicates it"
 
 
-def test_corrupt_run_file_is_skipped_with_a_warning(tmp_path):
+def test_corrupt_run_file_is_skipped_with_one_clean_line(tmp_path, capsys):
     proc = sweep(tmp_path, "strategy=monolingual", "languages=2")
     assert proc.returncode == 0
     (tmp_path / RUNS_DIR / "torn.parquet").write_bytes(b"PAR1 not really parquet")
-    with pytest.warns(UserWarning, match="skipping unreadable run file"):
-        assert len(read_runs(tmp_path)) == 1
-    with pytest.warns(UserWarning):
-        assert len(consolidate(tmp_path)) == 1
+    assert len(read_runs(tmp_path)) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: skipping unreadable run file") and "torn.parquet" in lines[0]
+    assert len(consolidate(tmp_path)) == 1
+    assert "torn.parquet" in capsys.readouterr().err
+    resumed = sweep(tmp_path, "strategy=monolingual", "languages=2")  # the sweep's own notice: one line, no source line
+    notices = [line for line in resumed.stderr.splitlines() if "torn.parquet" in line]
+    assert notices and all(line.startswith("warning: skipping unreadable run file") for line in notices), resumed.stderr
+    assert "warnings.warn" not in resumed.stderr and "UserWarning" not in resumed.stderr
 
 
 def test_interrupted_sweep_resumes_to_the_full_set_without_duplicates(tmp_path):
@@ -153,20 +158,47 @@ def test_a_killed_sweeps_child_dies_with_it_and_the_resumed_sweep_never_overlaps
     assert all(later[0] >= earlier[1] - 1.0 for earlier, later in zip(spans, spans[1:]))
 
 
-def test_a_second_sweep_into_the_same_directory_fails_while_the_first_runs(tmp_path):
-    args = ["strategy=monolingual", "languages=2", "train.steps_per_language=30"]
-    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={tmp_path}", *args]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_run_child(first.pid)
+def test_a_second_sweep_or_run_into_a_locked_directory_fails_with_one_line(tmp_path):
+    """The lock is held here, deterministically: no race with how fast another process runs (a sweep that
+    had already finished used to release it before the run that should have been refused started)."""
+    from bench.launch import results_lock
+
+    args = ["strategy=monolingual", "languages=2"]
+    with results_lock(tmp_path):
         second = sweep(tmp_path, *args)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "is in use by pid" in lines[0], second.stderr
-        single = subprocess.run([sys.executable, "-m", "bench.run", *FAST, f"results.dir={tmp_path}", *args[:2]],
+        assert len(lines) == 1 and lines[0].startswith("error: ") and f"is in use by pid {os.getpid()}" in lines[0], second.stderr
+        single = subprocess.run([sys.executable, "-m", "bench.run", *FAST, f"results.dir={tmp_path}", *args],
                                 capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert single.returncode == 2 and "is in use by pid" in single.stderr
+        assert single.returncode == 2 and f"is in use by pid {os.getpid()}" in single.stderr
+        assert not (tmp_path / RUNS_DIR).exists() or not any((tmp_path / RUNS_DIR).iterdir())  # refused before running
+    assert sweep(tmp_path, *args).returncode == 0  # free again once the holder lets go
+
+
+def test_a_running_sweep_holds_the_lock_of_its_directory(tmp_path):
+    """While a sweep's run is alive, its results.dir is locked by the sweep's pid (probed in this process
+    the moment the run child exists, not by starting another process that might come too late)."""
+    import fcntl
+
+    from bench.launch import LOCK_FILE
+
+    command = [sys.executable, "-m", "bench.sweep", *FAST, f"results.dir={tmp_path}", "strategy=monolingual",
+               "languages=2", "train.steps_per_language=30"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        child = _wait_for_run_child(first.pid)
+        with open(tmp_path / LOCK_FILE, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                took_it = True
+            except BlockingIOError:
+                took_it = False
+            child_was_alive = child.is_running()
+        # The probe takes microseconds after the run child appears; the child needs seconds just to import torch.
+        assert child_was_alive
+        assert not took_it  # the sweep holds the lock while its run is alive
+        assert f"pid {first.pid}" in (tmp_path / LOCK_FILE).read_text()
     finally:
         first.wait(timeout=300)
     assert first.returncode == 0
-    assert sweep(tmp_path, *args).returncode == 0  # free again once the first has finished

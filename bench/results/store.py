@@ -13,8 +13,8 @@ launchers never race on one file and an interrupted sweep never leaves a half-wr
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -72,6 +72,15 @@ def write_run(results_dir: Path, record: RunRecord, per_setting: pd.DataFrame | 
     return path
 
 
+def notice(message: str) -> None:
+    """One clean line on stderr (not a Python warning, which would print a source line too)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
 def read_run_file(path: Path) -> list[RunRecord]:
     table = pq.read_table(path)
     version = (table.schema.metadata or {}).get(b"schema_version", b"?").decode()
@@ -91,7 +100,7 @@ def read_run(results_dir: Path, run_id: str) -> RunRecord | None:
     try:
         records = read_run_file(path)
     except Exception as exc:
-        warnings.warn(f"unreadable run file {path}: {type(exc).__name__}: {exc}", stacklevel=2)
+        notice(f"unreadable run file {path} ({type(exc).__name__}: {first_line(exc)})")
         return None
     return records[0] if records else None
 
@@ -105,7 +114,7 @@ def read_runs(results_dir: Path) -> list[RunRecord]:
         except BenchError:
             raise
         except Exception as exc:  # a torn or foreign file must not sink the whole sweep
-            warnings.warn(f"skipping unreadable run file {path}: {type(exc).__name__}: {exc}", stacklevel=2)
+            notice(f"skipping unreadable run file {path} ({type(exc).__name__}: {first_line(exc)}); its run counts as not done")
     return records
 
 
@@ -118,7 +127,7 @@ def consolidate(results_dir: Path) -> pd.DataFrame:
         try:
             frames.append(pq.read_table(path).to_pandas())
         except Exception as exc:
-            warnings.warn(f"skipping unreadable evaluation file {path}: {exc}", stacklevel=2)
+            notice(f"skipping unreadable evaluation file {path} ({type(exc).__name__}: {first_line(exc)})")
     if frames:
         per_setting = pd.concat(frames, ignore_index=True)
         write_table_atomic(pa.Table.from_pandas(per_setting, preserve_index=False), results_dir / PER_SETTING_FILE)
