@@ -31,6 +31,7 @@ from bench.evaluation.encode import TextEncoder
 from bench.evaluation.lexical import LexicalEncoder
 from bench.evaluation.retrieval import evaluate
 from bench.evaluation.sets import eval_sets_for
+from bench.measure.evidence import evidence_header
 from bench.results.schema import EVAL_SUMMARY_METRICS
 from bench.results.store import ensure_writable_dir
 from bench.stages import zero_shot_encoder
@@ -127,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: list[dict]) -> None:
     source = "lexical" if args.lexical else str(args.encoder) if args.encoder else f"model={cfg.model.name} (zero-shot)"
+    command = "python -m bench.evaluate " + " ".join(args_line(args))
     payload = {
+        "provenance": evidence_header(command, cfg.train.threads, calibrate_now=False),  # commit, tree, CPU, bf16 support
         "encoder": source,
-        "command": "python -m bench.evaluate " + " ".join(args_line(args)),
+        "command": command,
+        "eval_precision": cfg.eval.precision,
         "summary": result.summary if result else None,
         "eval_s": result.seconds if result else None,
         "sets": result.summaries if result else {},

@@ -58,6 +58,9 @@ def test_lexical_run_writes_summary_table_and_full_pool_exports(tmp_path, capsys
     payload = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert payload["encoder"] == "lexical" and payload["summary"]["eval_languages_seen"] == "en"
     assert payload["command"].startswith("python -m bench.evaluate eval.languages=[en,zh] --lexical")
+    provenance = payload["provenance"]  # an evidence file says where it came from
+    assert provenance["command"] == payload["command"] and len(provenance["git_commit"]) == 40
+    assert isinstance(provenance["git_dirty"], bool) and provenance["cpu_model"] and provenance["bf16_support"]
     assert 0 < payload["summary"]["eval_heldout_map_mono"] <= 1 and payload["summary"]["eval_zeroshot_map_mono"] is None
     table = pd.read_parquet(tmp_path / "out" / "per_setting.parquet")
     assert table.groupby("setting").size().to_dict() == {"cross": 2, "mono": 2, "multi": 2}
