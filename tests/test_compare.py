@@ -49,3 +49,14 @@ def test_paper_pattern_lists_every_claim_at_every_l():
     assert verdicts["hybrid at least as good as monolingual on multilingual mAP"] == "holds"
     assert verdicts["hybrid has a lower rank distance than monolingual"] == "contradicted"  # it is higher here
     assert len(hybrid_differences(table, ["eval_heldout_map_multi"])) == 2
+
+
+def test_the_interval_is_students_t_not_normal():
+    """Three seeds: the 97.5% t quantile with 2 degrees of freedom is 4.303, where a z interval would use 1.96
+    (an interval less than half as wide). Planted bug: with 1.96 in place of the t quantile this test fails."""
+    table = runs({"hybrid": [0.11, 0.33, 0.22], "monolingual": [0.10, 0.30, 0.20]})  # differences 0.01, 0.03, 0.02
+    diff = paired_difference(table, "eval_heldout_map_multi", 4, "monolingual")
+    half = 4.302652729911275 * 0.01 / 3**0.5  # sd of (0.01, 0.03, 0.02) is 0.01
+    assert diff.mean == pytest.approx(0.02)
+    assert (diff.low, diff.high) == (pytest.approx(0.02 - half, abs=1e-5), pytest.approx(0.02 + half, abs=1e-5))
+    assert diff.low < 0  # with a z interval (half 0.0113) it would look resolved
