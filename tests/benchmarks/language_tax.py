@@ -1,0 +1,157 @@
+"""The language tax on XQuAD-R: tokens per text per language and padding per strategy, at L = 11.
+
+For the training split of XQuAD-R (all 11 languages, `split_by_article(full, 0.25)[0]`, 893 parallel
+groups each) and two tokenizers, the project's default shared WordPiece (`tokenizer=shared-all`) and
+multilingual-e5-small's own SentencePiece (`model=me5-small`, i.e. `tokenizer=pretrained`, untrimmed):
+  - tokens per question and per answer sentence (one answer per question, as training pairs them):
+    mean, median and ratio to English over the same parallel groups, without truncation, with the
+    special tokens each tokenizer's template adds ([CLS] [SEP] / <s> </s>) and without mE5's
+    "query: " / "passage: " prefixes (the raw text's tokens), plus the unknown-token rate
+    (bench.data.tokenizer.unknown_rates: no prefix, no special tokens; questions and answers together);
+  - per registered strategy, the first BATCHES batches of its plan collated as a run would (the run's
+    tokenisation: prefixes included for mE5, truncated at train.max_length): padded tokens, real tokens
+    and padding fraction. The plans are the same under both tokenizers (same sampler, seed and pairs).
+Only tokenisation and collation run; no model is built or trained.
+
+    python tests/benchmarks/language_tax.py [--batches 200] [--out results/language-tax]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
+
+from bench.config import plan_runs  # noqa: E402
+from bench.data.tokenizer import unknown_rates  # noqa: E402
+from bench.measure.evidence import evidence_header  # noqa: E402
+from bench.results.language_tax import (  # noqa: E402
+    KINDS, count_tokens, paired_ratio, padding_row, plot_language_tax, render_markdown, token_tax_rows,
+)  # fmt: skip
+from bench.stages import make_collate, plan_batches, prepare_data  # noqa: E402
+from bench.strategies import strategy_names  # noqa: E402
+
+LANGUAGES = "languages=11"
+TOKENIZERS = {  # label: overrides that select the tokenizer
+    "WordPiece shared-all": (),
+    "mE5-small": ("model=me5-small", "model.trim_vocabulary=false"),
+}
+PENDING = ("Pending: the measured training time per example for a batch of each language needs a quiet "
+           "machine and is not part of this run.")  # fmt: skip
+
+
+def compose(*overrides: str):
+    (planned,) = plan_runs("config", list(overrides), sweep=False)
+    return planned.config
+
+
+def token_rows(label: str, overrides: tuple[str, ...], prepared, max_length: int) -> tuple[list[dict], dict]:
+    """Per-language rows for one tokenizer, and what the counts include."""
+    raw = replace(prepared.tokenizer, query_prefix="", passage_prefix="")  # the raw text's tokens
+    pairs = prepared.pairs
+    texts = {"question": pairs.queries, "answer": pairs.passages}
+    languages = prepared.pairs.index.languages
+    lengths = {lang: {kind: count_tokens(lambda t, kind=kind: raw.encode(t, "query" if kind == "question" else "passage"),
+                                         {g: s for (g, l), s in texts[kind].items() if l == lang})
+                      for kind in KINDS}
+               for lang in languages}  # fmt: skip
+    unk = unknown_rates(raw, {lang: [s for kind in KINDS for (g, l), s in texts[kind].items() if l == lang] for lang in languages})
+    specials = raw.backend.encode("").tokens
+    info = {"tokenizer": prepared.tokenizer.name, "vocab_size": prepared.tokenizer.vocab_size, "overrides": list(overrides),
+            "special_tokens_counted": specials, "prefixes_in_counts": False,
+            "prefixes_in_padding": [prepared.tokenizer.query_prefix, prepared.tokenizer.passage_prefix]}  # fmt: skip
+    return token_tax_rows(label, lengths, unk, "en", max_length), info
+
+
+def padding_rows(label: str, overrides: tuple[str, ...], prepared, n_batches: int) -> list[dict]:
+    rows = []
+    for name in strategy_names():
+        cfg = compose(*overrides, f"strategy={name}", LANGUAGES)
+        plan = plan_batches(cfg, prepared.pairs)[:n_batches]
+        collate = make_collate(cfg, prepared)  # prepared does not depend on the strategy: data, tokenizer, max_length
+        rows.append(padding_row(name, cfg.strategy.objective, label, (collate(step, refs) for step, refs in enumerate(plan))))
+        print(f"  {name}: {rows[-1]['padding_fraction']:.4f} over {rows[-1]['n_batches']} batches", flush=True)
+    return rows
+
+
+def character_note(prepared) -> str:
+    """Characters per text relative to English: how much of a token ratio is the text's own length."""
+    pairs, languages = prepared.pairs, prepared.pairs.index.languages
+    ratios = {kind: {lang: paired_ratio({g: len(s) for (g, l), s in texts.items() if l == lang},
+                                        {g: len(s) for (g, l), s in texts.items() if l == "en"}) for lang in languages}
+              for kind, texts in (("questions", pairs.queries), ("answers", pairs.passages))}  # fmt: skip
+    candidates = {lang: len(prepared.train_split.by_lang[lang].candidates) for lang in languages}
+    listed = "; ".join(f"{kind}: " + ", ".join(f"{lang} {r:.2f}" for lang, r in by_lang.items()) for kind, by_lang in ratios.items())
+    return (f"Characters × en over the same groups (no tokenizer involved; zh and other scripts are not comparable "
+            f"by characters): {listed}. Candidate sentences in the training split per language: "
+            + ", ".join(f"{lang} {n}" for lang, n in candidates.items())
+            + ". A language whose sentence breaks merge sentences (fewer candidates) has longer answer "
+            "sentences whatever the tokenizer: its answer ratio is partly segmentation, not tokenizer tax.")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200, help="planned batches collated per strategy")
+    parser.add_argument("--out", type=Path, default=Path("results/language-tax"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    header = evidence_header("python " + " ".join(sys.argv), threads=1, calibrate_now=False)
+    tokens, padding, tokenizers = [], [], {}
+    for label, overrides in TOKENIZERS.items():
+        cfg = compose(*overrides, LANGUAGES)
+        prepared = prepare_data(cfg)
+        print(f"{label}: {prepared.tokenizer.name}, vocabulary {prepared.tokenizer.vocab_size}", flush=True)
+        rows, tokenizers[label] = token_rows(label, overrides, prepared, cfg.train.max_length)
+        tokens += rows
+        padding += padding_rows(label, overrides, prepared, args.batches)
+        settings = {"batch_size": cfg.train.batch_size, "max_length": cfg.train.max_length, "seed": cfg.seed,
+                    "planned_steps": cfg.steps, "languages": list(cfg.languages), "dataset": cfg.data.name,
+                    "heldout_fraction": cfg.data.heldout_fraction}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "language_tax.csv", tokens)
+    write_csv(args.out / "padding_by_strategy.csv", padding)
+    plot_language_tax(tokens, padding, args.out)
+    specials = "; ".join(f"{label}: {' '.join(info['special_tokens_counted'])}" for label, info in tokenizers.items())
+    notes = [
+        f"XQuAD-R training split (held-out fraction {settings['heldout_fraction']}), {tokens[0]['n_texts']} parallel "
+        "groups per language; one answer sentence per question, as training pairs them.",
+        f"Counts: no truncation, special tokens included as the run adds them ({specials}); mE5's "
+        "'query: ' / 'passage: ' prefixes are NOT counted (raw text). × en: total tokens over the same "
+        "parallel groups ÷ English's. Answers truncated: share of answer sentences longer than "
+        f"train.max_length={settings['max_length']} tokens. Unknown tokens: share of tokens that are "
+        "[UNK] / <unk>, questions and answers, no special tokens.",
+        f"Padding: the first {args.batches} batches of each strategy's plan (seed {settings['seed']}, batch size "
+        f"{settings['batch_size']}, L=11), collated as the run collates: truncated at train.max_length="
+        f"{settings['max_length']}, mE5 with its prefixes; padding = 1 - real / padded tokens summed over the "
+        "batches. Contrastive batches pad questions and answers separately; mbert pads both in one tensor.",
+        character_note(prepared),
+        "Unknown tokens: the shared-all WordPiece is trained on this split's own text, so its rate is 0 by "
+        "construction; mE5's is its real coverage of this text.",
+        f"Command: `{header['command']}`; commit {header['git_commit']} (dirty: {header['git_dirty']}); nothing trained.",
+    ]
+    text = render_markdown("The language tax: what the languages themselves cost", notes, tokens, padding, PENDING,
+                           "language_tax.png")  # fmt: skip
+    (args.out / "language_tax.md").write_text(text)
+    provenance = {**header, "settings": settings, "batches_per_strategy": args.batches, "tokenizers": tokenizers,
+                  "files": ["language_tax.csv", "padding_by_strategy.csv", "language_tax.md", "language_tax.png",
+                            "language_tax.svg"]}  # fmt: skip
+    (args.out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
