@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bench.measure.calibration import calibrate
 from bench.measure.contention import Snapshot, contention_fields, machine_busy_s
 
@@ -22,15 +24,37 @@ def test_fields_are_differences_between_snapshots():
     assert quiet["other_cpu_s"] == 1.0 and not quiet["contended"]
 
 
-def test_a_busy_neighbour_is_seen():
+def _window(work) -> dict:
     start = Snapshot.now()
-    burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.0\nwhile time.time() < end: pass"])
-    burner.wait()
-    fields = contention_fields(start, Snapshot.now(), threshold=0.2)
+    work()
+    return contention_fields(start, Snapshot.now(), threshold=0.2)
+
+
+def _burn_here(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def _burn_in_a_neighbour(seconds: float) -> None:
+    subprocess.run([sys.executable, "-c", f"import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass"])
+
+
+def test_a_busy_neighbour_is_seen_and_our_own_work_is_not():
+    """Against a quiet window of the same length measured just before, so a busy machine cannot make it
+    pass by itself: a neighbour's second of CPU adds about a second to other_cpu_s, our own second adds
+    nothing (planted: not subtracting our own CPU makes the second assertion fail)."""
     if machine_busy_s() is None:  # no /proc/stat (not Linux): nothing to say
         return
-    assert fields["other_cpu_s"] > 0.7  # the neighbour's second of CPU, as seen from here
-    assert fields["contended"]
+    baseline = _window(lambda: time.sleep(1.0))["other_cpu_s"]
+    if baseline > 0.5:  # others already use the spare core: a neighbour would only displace them, not add
+        pytest.skip(f"the machine is busy (others used {baseline:.1f} CPU-s in a 1 s quiet window)")
+    neighbour = _window(lambda: _burn_in_a_neighbour(1.0))
+    assert neighbour["other_cpu_s"] - baseline > 0.7  # the neighbour's second (plus its start-up), as seen from here
+    assert neighbour["contended"]
+    own = _window(lambda: _burn_here(1.0))
+    assert own["cpu_user_s"] + own["cpu_system_s"] > 0.9
+    assert own["other_cpu_s"] - baseline < 0.4
 
 
 def test_calibration_reports_positive_speeds():
