@@ -10,6 +10,7 @@ from accelerate.state import AcceleratorState
 from bench.measure.memory import TensorMemoryTracker
 from bench.measure.timing import StepTimer
 from bench.run import run_and_record
+from bench.strategies import strategy_names
 from bench.stages import build_objective, build_optimizer, make_collate, pareto_front, plan_batches, prepare_data
 from bench.training.loop import train_step
 from tests.conftest import compose
@@ -27,7 +28,7 @@ def test_pareto_front_keeps_undominated_driver_tuples_earliest_first():
     assert pareto_front(drivers) == [1, 2, 4]  # (20, 3) is dominated; repeats keep their first step
 
 
-@pytest.mark.parametrize("strategy", ["mbert", "crosslingual"])
+@pytest.mark.parametrize("strategy", strategy_names())  # every registered strategy, a new one included
 def test_the_probed_step_is_the_maximum_over_every_step(strategy, tmp_path):
     """Track every step of a short run for real: the run's peak_tensor_bytes is their maximum."""
     cfg = compose(f"strategy={strategy}", "languages=4", "eval=none", "train.budget=fixed", "train.steps=10",
