@@ -21,13 +21,14 @@ from tests.conftest import compose
 ARTICLES = 8  # enough for a held-out part (25%: 2 articles) and training pairs
 
 
-def rewrite(text: str) -> str:
-    """English in Cyrillic-like letters: same lengths and offsets, nothing in common with en's tokens."""
-    table = {c: chr(0x0430 + (ord(c) - ord("a")) % 32) for c in "abcdefghijklmnopqrstuvwxyz"}
+def rewrite(text: str, shift: int = 0) -> str:
+    """English in Cyrillic-like letters: same lengths and offsets, nothing in common with en's tokens;
+    another `shift` is another alphabet (questions and passages then share no letters)."""
+    table = {c: chr(0x0430 + (ord(c) - ord("a") + shift) % 32) for c in "abcdefghijklmnopqrstuvwxyz"}
     return "".join(table.get(c, table.get(c.lower(), c).upper() if c.isalpha() else c) for c in text)
 
 
-def write_dataset(root) -> None:
+def write_dataset(root, passage_shift: int = 0) -> None:
     root.mkdir(parents=True)
     for lang in ("en", "de"):
         with gzip.open(PROJECT_ROOT / "data" / "lareqa" / "xquad-r" / f"{lang}.json.gz", "rt", encoding="utf-8") as handle:
@@ -38,7 +39,7 @@ def write_dataset(root) -> None:
         if lang == "en":  # xx: the same articles and question ids, every text rewritten (offsets unchanged)
             for article in payload["data"]:
                 for paragraph in article["paragraphs"]:
-                    paragraph["context"] = rewrite(paragraph["context"])
+                    paragraph["context"] = rewrite(paragraph["context"], passage_shift)
                     for qa in paragraph["qas"]:
                         qa["question"] = rewrite(qa["question"])
             with gzip.open(root / "xx.json.gz", "wt", encoding="utf-8") as out:
@@ -66,3 +67,33 @@ def test_an_unseen_language_is_trained_on_and_evaluated(tmp_path):
     assert len(xx[xx.setting == "cross"]) == 4  # xx->en, xx->de, en->xx, de->xx
     assert xx[xx.setting == "mono"]["query_lang_seen_in_training"].all()
     assert not table[table.query_lang == "de"]["query_lang_seen_in_training"].any()
+
+
+def test_the_new_language_is_evaluated_on_its_own_queries_and_its_metrics_follow_its_data(tmp_path):
+    """Lexical retrieval (nothing trained) on the user's held-out articles: xx's rows are xx's own questions in
+    every setting, with their own ids; and when only xx's passages change (another alphabet, so they share
+    no letters with xx's questions), only xx's numbers move: its mono mAP falls to near chance."""
+    from bench.evaluation.lexical import LexicalEncoder
+    from bench.evaluation.retrieval import evaluate
+    from bench.evaluation.sets import eval_sets_for
+
+    def evaluate_variant(name: str, passage_shift: int):
+        write_dataset(tmp_path / name, passage_shift)
+        cfg = compose("data.name=mydata", f"data.root={tmp_path / name}", "data.languages=[en,de,xx]", "languages=[en,xx]")
+        (heldout,) = eval_sets_for(cfg.eval, cfg.data)
+        result = evaluate(LexicalEncoder(), [heldout], cfg.languages, per_query=True)
+        return heldout, result.table.set_index(["setting", "query_lang", "pool_lang"]), result.per_query
+
+    heldout, table, per_query = evaluate_variant("same", 0)
+    xx_ids = {q.group_id for q in heldout.dataset.by_lang["xx"].questions}
+    assert len(xx_ids) == len(heldout.dataset.by_lang["xx"].questions) > 0
+    for setting, pool in (("mono", "xx"), ("cross", "en"), ("cross", "de"), ("multi", "*")):
+        rows = per_query[(per_query.setting == setting) & (per_query.query_lang == "xx") & (per_query.pool_lang == pool)]
+        assert set(rows.query_id) == xx_ids and len(rows) == len(xx_ids), (setting, pool)  # its own queries, each once
+        assert table.loc[(setting, "xx", pool), "n"] == len(xx_ids)
+    assert table.loc[("mono", "xx", "xx"), "map"] == pytest.approx(table.loc[("mono", "en", "en"), "map"], abs=0.05)
+
+    _, scrambled, _ = evaluate_variant("scrambled", 7)
+    assert scrambled.loc[("mono", "xx", "xx"), "map"] < 0.5 * table.loc[("mono", "xx", "xx"), "map"]  # xx's data moved it
+    for key in (("mono", "en", "en"), ("mono", "de", "de"), ("cross", "en", "de")):
+        assert scrambled.loc[key, "map"] == pytest.approx(table.loc[key, "map"], abs=1e-12)  # and nothing else
