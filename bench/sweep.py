@@ -101,8 +101,10 @@ def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = 
     if not todo:
         return True
     calibration = calibrate(todo[0].train.threads)
-    print(f"machine: {cpu_model()}, {calibration['matmul_gflops']} GFLOP/s fp32 matmul, "
-          f"{calibration['copy_gb_per_s']} GB/s copy ({calibration['threads']} threads)", flush=True)
+    print(f"machine: {cpu_model()}, {calibration_line(calibration)}", flush=True)
+    if not calibration["stable"]:
+        print(f"warning: the calibration's trials spread {calibration['matmul_spread']:.0%} (something else is running?): "
+              "its seconds are not a stable unit", flush=True)  # fmt: skip
     for directory in sorted({Path(c.results.dir) for c in todo}):
         record_order(directory, todo, order_seed, calibration)
         write_reference_levels(directory, [c for c in todo if Path(c.results.dir) == directory])
@@ -121,7 +123,24 @@ def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = 
         return False
     finally:
         progress.close()
+    record_drift(sorted({Path(c.results.dir) for c in todo}), calibration, todo[0].train.threads)
     return True
+
+
+def calibration_line(calibration: dict) -> str:
+    return (f"{calibration['matmul_gflops']} GFLOP/s fp32 matmul (trials spread {calibration['matmul_spread']:.0%}), "
+            f"{calibration['copy_gb_per_s']} GB/s copy ({calibration['threads']} threads)")
+
+
+def record_drift(directories: list[Path], start: dict, threads: int) -> None:
+    """Calibrate again at the end: a machine that got slower or faster during the sweep says so in sweeps.jsonl."""
+    end = calibrate(threads)
+    drift = end["matmul_gflops"] / start["matmul_gflops"] - 1
+    print(f"machine at the end: {calibration_line(end)}; drift {drift:+.0%} since the start", flush=True)
+    for directory in directories:
+        with open(directory / ORDER_FILE, "a") as handle:
+            handle.write(json.dumps({"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                     "calibration_end": end, "calibration_drift": round(drift, 3)}) + "\n")  # fmt: skip
 
 
 def report(results_dir: Path, planned: list[PlannedRun]) -> int:

@@ -59,6 +59,7 @@ def test_a_busy_neighbour_is_seen_and_our_own_work_is_not():
 
 def test_calibration_reports_positive_speeds():
     started = time.perf_counter()
-    result = calibrate(threads=1, repeats=2)
+    result = calibrate(threads=1, repeats=2, trials=3)
     assert result["matmul_gflops"] > 0 and result["copy_gb_per_s"] > 0 and result["threads"] == 1
+    assert result["trials"] == 3 and result["matmul_spread"] >= 0 and result["stable"] == (result["matmul_spread"] < 0.10)
     assert time.perf_counter() - started < 30

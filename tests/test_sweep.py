@@ -38,6 +38,12 @@ def test_small_sweep_writes_rows_schema_and_plots(tmp_path):
     assert (table["peak_tensor_bytes"] > 0).all() and (table["samples_per_s"] > 0).all()
     assert (table["steps"] == table["n_languages"] * 2).all()
     assert any((tmp_path / "plots").glob("*.png"))
+    import json
+
+    entries = [json.loads(line) for line in (tmp_path / "sweeps.jsonl").read_text().splitlines()]
+    start, end = entries[0]["calibration"], entries[-1]["calibration_end"]  # measured at both ends: drift is visible
+    assert start["trials"] >= 3 and 0 <= start["matmul_spread"] and end["matmul_gflops"] > 0
+    assert entries[-1]["calibration_drift"] == round(end["matmul_gflops"] / start["matmul_gflops"] - 1, 3)
     assert "4/4 runs ok" in proc.stdout
 
     again = sweep(tmp_path, "strategy=monolingual,mbert", "languages=2,3")
