@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bench.config import RunConfig
+from bench.core.pairs import PairBatch
 from bench.data.collate import Batch, SpecialIds, TokenizedPairs
 from bench.data.lareqa import LareqaDataset, load_lareqa, split_by_article
 from bench.data.pairs import TrainingPairs, texts_by_language, training_pairs
@@ -31,7 +32,6 @@ from bench.models.encoder import build_encoder, check_vocabulary
 from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
 from bench.results.schema import RunRecord
 from bench.strategies.base import PretrainedParts
-from bench.strategies.sampling import PairRef
 from bench.training.loop import Collate, linear_schedule, warmup_constant_schedule
 
 RNG_SOURCE = ("seed drives every stream, each derived from (seed, purpose, epoch or step) by hashing: "
@@ -166,7 +166,7 @@ def unk_fields(tokenizer: RunTokenizer, eval_sets: list[EvalSet]) -> dict:
     return {"unk_rate_by_lang": json.dumps(rates, sort_keys=True), "unk_rate_max": max(rates.values()) if rates else None}
 
 
-def plan_batches(cfg: RunConfig, pairs: TrainingPairs) -> list[list[PairRef]]:
+def plan_batches(cfg: RunConfig, pairs: TrainingPairs) -> list[PairBatch]:
     """The run's global batches, step by step, from the strategy's sampler."""
     sampler = cfg.strategy.sampler(pairs.index, cfg.train.batch_size, cfg.seed)
     return sampler.plan(cfg.steps)
@@ -233,7 +233,7 @@ def make_collate(cfg: RunConfig, prepared: Prepared) -> Collate:
     return cfg.strategy.collate(prepared.tokenized, prepared.special, cfg.seed)
 
 
-def choose_probed_step(cfg: RunConfig, plan: list[list[PairRef]], collate: Collate, prepared: Prepared) -> int | None:
+def choose_probed_step(cfg: RunConfig, plan: list[PairBatch], collate: Collate, prepared: Prepared) -> int | None:
     """The step whose memory is tracked: the one that needs the most, never step 0 (no optimizer state
     yet), preferably after warm-up; ties go to the earliest step.
 

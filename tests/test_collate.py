@@ -1,7 +1,7 @@
 import torch
 
+from bench.core.pairs import PairRef
 from bench.data.collate import IGNORE_INDEX, SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, mask_tokens
-from bench.strategies.sampling import PairRef
 from bench.data.tokenizer import RunTokenizer, train_wordpiece
 
 TEXTS = ["the cat sat on the mat", "a dog ran far away", "der Hund lief weit weg", "die Katze sass auf der Matte"]

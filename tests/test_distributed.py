@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from bench.config import plan_runs
+from bench.core.pairs import PairRef
 from bench.training.distributed import shard_batch
 from bench.errors import ConfigError
 from bench.measure.profiler import RunProfiler
 from bench.stages import plan_batches, prepare_data
-from bench.strategies.sampling import PairRef
 
 
 def test_shards_are_contiguous_and_their_union_is_the_batch():

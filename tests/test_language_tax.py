@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.core.pairs import PairRef
 from bench.data.collate import SpecialIds, TokenizedPairs, collate_contrastive
 from bench.results.language_tax import (
     count_tokens, length_summary, paired_ratio, padding_row, plot_language_tax, render_markdown, token_tax_rows,
 )  # fmt: skip
-from bench.strategies.sampling import PairRef
 
 
 def fake_encode(texts: list[str]) -> list[list[int]]:

@@ -11,9 +11,10 @@ from collections import Counter
 
 import pytest
 
+from bench.core.pairs import ParallelIndex
 from bench.strategies import strategy_class, strategy_names
 from bench.strategies.mixed_mono import MixedMonolingualBatchSampler
-from bench.strategies.sampling import BatchStats, ParallelIndex
+from bench.strategies.sampling import BatchStats
 from tests.conftest import compose
 
 

@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 
 from bench import PROJECT_ROOT
 from bench.config import plan_runs
+from bench.core.pairs import PairRef, ParallelIndex
 from bench.errors import ConfigError
 from bench.strategies import strategy_class, strategy_names
 from bench.strategies.crosslingual import CrossLingualBatchSampler
 from bench.strategies.hybrid import HybridBatchSampler
 from bench.strategies.mbert import MaskedLMBatchSampler
 from bench.strategies.monolingual import MonolingualBatchSampler
-from bench.strategies.sampling import BatchStats, PairRef, ParallelIndex
+from bench.strategies.sampling import BatchStats
 
 STRATEGIES = strategy_names()  # every registered strategy, the fifth included
 KNOWN = ("monolingual", "crosslingual", "hybrid", "mbert")  # the ones whose feasibility is worked out below

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.core.pairs import PairBatch
 from bench.data.tokenizer import ALL_SPECIAL_TOKENS, RunTokenizer
-from bench.strategies.sampling import PairRef
 
 
 IGNORE_INDEX = -100  # label of positions the masked-LM loss ignores (PyTorch's cross_entropy default)
@@ -53,7 +53,7 @@ class TokenizedPairs:
 
         return cls(encode(queries, "query"), encode(passages, "passage"))
 
-    def sequences(self, batch: list[PairRef]) -> tuple[list[list[int]], list[list[int]]]:
+    def sequences(self, batch: PairBatch) -> tuple[list[list[int]], list[list[int]]]:
         return (
             [self.queries[(ref.group, ref.query_lang)] for ref in batch],
             [self.passages[(ref.group, ref.passage_lang)] for ref in batch],
@@ -88,7 +88,7 @@ def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def collate_contrastive(batch: list[PairRef], pairs: TokenizedPairs, ids: SpecialIds) -> Batch:
+def collate_contrastive(batch: PairBatch, pairs: TokenizedPairs, ids: SpecialIds) -> Batch:
     queries, passages = pairs.sequences(batch)
     q_ids, q_mask = pad(queries, ids.pad)
     p_ids, p_mask = pad(passages, ids.pad)
@@ -120,7 +120,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: Spec
     return masked, labels
 
 
-def collate_masked_lm(batch: list[PairRef], pairs: TokenizedPairs, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> Batch:
+def collate_masked_lm(batch: PairBatch, pairs: TokenizedPairs, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> Batch:
     """The same texts as a contrastive batch (questions and answers), as 2B masked sequences."""
     queries, passages = pairs.sequences(batch)
     input_ids, attention_mask = pad(queries + passages, ids.pad)

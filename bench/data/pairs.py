@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.pairs import ParallelIndex
 from bench.data.lareqa import LareqaDataset
-from bench.strategies.sampling import ParallelIndex
 
 
 @dataclass(frozen=True)

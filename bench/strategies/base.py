@@ -16,9 +16,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from bench.core.pairs import ParallelIndex
 from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_contrastive
 from bench.errors import ConfigError
-from bench.strategies.sampling import BatchSampler, ParallelIndex
+from bench.strategies.sampling import BatchSampler
 from bench.training.loop import Collate
 from bench.training.objective import ContrastiveRetriever
 

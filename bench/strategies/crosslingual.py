@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.pairs import PairBatch, PairRef, ParallelIndex
 from bench.strategies.base import ContrastiveStrategy
 from bench.strategies.registry import register
-from bench.strategies.sampling import Batch, BatchConfigError, BatchSampler, Epoch, PairRef, ParallelIndex
+from bench.strategies.sampling import BatchConfigError, BatchSampler, Epoch
 
 
 class CrossLingualBatchSampler(BatchSampler):
@@ -19,7 +20,7 @@ class CrossLingualBatchSampler(BatchSampler):
             raise BatchConfigError(f"cross-lingual batches need 2 or more training languages, got {list(index.languages)}")
         self.require(sum(len(langs) >= 2 for langs in self._langs), "available in 2 or more languages")
 
-    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
+    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> PairBatch | None:
         groups = epoch.pool.take(self.batch_size, lambda g: len(self._langs[g]) >= 2)
         if groups is None:
             return None

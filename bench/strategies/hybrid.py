@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.core.pairs import PairBatch, ParallelIndex
 from bench.errors import ConfigError
 from bench.strategies.base import ContrastiveStrategy
 from bench.strategies.crosslingual import CrossLingualBatchSampler
 from bench.strategies.monolingual import MonolingualBatchSampler
 from bench.strategies.registry import register
-from bench.strategies.sampling import Batch, BatchSampler, Epoch, ParallelIndex, stream
+from bench.strategies.sampling import BatchSampler, Epoch, stream
 
 
 SCHEDULES = ("bernoulli", "exact")
@@ -50,7 +51,7 @@ class HybridBatchSampler(BatchSampler):
             self._mono_steps = frozenset(positions)
         return step in self._mono_steps
 
-    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
+    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> PairBatch | None:
         kind = self._mono if self.is_monolingual(step, total_steps) else self._cross
         return kind.next_batch(epoch, step, total_steps)
 

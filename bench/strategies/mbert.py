@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bench.core.pairs import PairBatch, PairRef, ParallelIndex
 from bench.data.collate import IGNORE_INDEX, Batch, SpecialIds, TokenizedPairs, collate_masked_lm
 from bench.errors import ConfigError
 from bench.models.encoder import POOLINGS
 from bench.strategies.base import Collate, PretrainedParts, Strategy, step_seed
 from bench.strategies.registry import register
-from bench.strategies.sampling import Batch as PairBatch
-from bench.strategies.sampling import BatchSampler, Epoch, PairRef, ParallelIndex
+from bench.strategies.sampling import BatchSampler, Epoch
 from bench.training.objective import MaskedLanguageModel
 
 
@@ -106,7 +106,7 @@ class MaskedLM(Strategy):
         return MaskedLanguageModel(encoder, pretrained.mlm_head, pretrained.kept_rows)
 
     def collate(self, tokenized: TokenizedPairs, special: SpecialIds, seed: int) -> Collate:
-        def collate(step: int, refs: list[PairRef]) -> Batch:
+        def collate(step: int, refs: PairBatch) -> Batch:
             generator = torch.Generator().manual_seed(step_seed(seed, "mask", step))  # masks depend on (seed, step) only
             return collate_masked_lm(refs, tokenized, special, self.mask_prob, generator)
 

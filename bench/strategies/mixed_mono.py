@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.pairs import PairBatch, PairRef, ParallelIndex
 from bench.strategies.base import ContrastiveStrategy
 from bench.strategies.registry import register
-from bench.strategies.sampling import Batch, BatchSampler, Epoch, PairRef, ParallelIndex
+from bench.strategies.sampling import BatchSampler, Epoch
 
 
 class MixedMonolingualBatchSampler(BatchSampler):
@@ -23,7 +24,7 @@ class MixedMonolingualBatchSampler(BatchSampler):
         super().__init__(index, batch_size, seed)
         self.require(sum(1 for langs in self._langs if langs), "present in any training language")
 
-    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
+    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> PairBatch | None:
         groups = epoch.pool.take(self.batch_size, lambda g: bool(self._langs[g]))
         if groups is None:
             return None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.pairs import PairBatch, PairRef, ParallelIndex
 from bench.strategies.base import ContrastiveStrategy
 from bench.strategies.registry import register
-from bench.strategies.sampling import Batch, BatchSampler, Epoch, PairRef, ParallelIndex
+from bench.strategies.sampling import BatchSampler, Epoch
 
 
 class MonolingualBatchSampler(BatchSampler):
@@ -17,7 +18,7 @@ class MonolingualBatchSampler(BatchSampler):
         for lang, count in index.group_counts().items():
             self.require(count, f"available in {lang!r}")
 
-    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
+    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> PairBatch | None:
         fillable = [lang for lang in self.index.languages if epoch.pool.remaining[lang] >= self.batch_size]
         if not fillable:
             return None

@@ -1,4 +1,4 @@
-"""What every batching policy shares: the parallel index, pair references, seeded streams and the plan.
+"""What every batching policy shares: seeded streams, the epoch's pool of groups, and the plan.
 
 A policy picks each step's parallel groups and their (query, passage) languages. Every batch has
 exactly `batch_size` pairs and no group twice (a translation of the positive must not be a
@@ -8,7 +8,7 @@ schedule over training can be expressed.
 
 Randomness: every stream is derived from (seed, purpose, epoch) by hashing (`stream`), never from
 `seed + epoch`, so seed s+1 does not replay seed s's second epoch and two seeds' plans are
-independent.
+independent. What a plan is made of (`ParallelIndex`, `PairRef`, `PairBatch`) is in bench.core.pairs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bench.core.pairs import PairBatch, ParallelIndex
 from bench.errors import ConfigError
 
 
@@ -28,52 +29,6 @@ class BatchConfigError(ConfigError, ValueError):
 def stream(seed: int, purpose: str, epoch: int | None = None) -> random.Random:
     """An independent generator for one purpose: Random(str) hashes its seed with SHA-512."""
     return random.Random(f"{purpose}/seed={seed}" + ("" if epoch is None else f"/epoch={epoch}"))
-
-
-@dataclass(frozen=True)
-class ParallelIndex:
-    """Which languages have each parallel group (a question translated into several languages)."""
-
-    groups: tuple[str, ...]  # parallel-group ids
-    languages: tuple[str, ...]  # training languages, in order
-    group_languages: tuple[frozenset[str], ...]  # languages in which group i has a (question, answer) pair
-
-    def __post_init__(self) -> None:
-        if len(self.groups) != len(self.group_languages) or len(set(self.languages)) != len(self.languages):
-            raise ValueError("ParallelIndex: groups and group_languages must align, languages be unique")
-        if not all(langs <= set(self.languages) for langs in self.group_languages):
-            raise ValueError(f"ParallelIndex: a group has languages outside {self.languages}")
-
-    @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str, str]], languages: Iterable[str]) -> ParallelIndex:
-        """Index (group_id, lang) pairs. Pairs in other languages are skipped, so a whole dataset
-        can be indexed for a subset of training languages; groups keep first-seen order."""
-        languages = tuple(languages)
-        by_group: dict[str, set[str]] = {}
-        for group, lang in pairs:
-            if lang in languages:
-                by_group.setdefault(group, set()).add(lang)
-        return cls(tuple(by_group), languages, tuple(frozenset(s) for s in by_group.values()))
-
-    def languages_of(self, group: int) -> tuple[str, ...]:
-        """The group's languages in training order (never set order, which varies with PYTHONHASHSEED)."""
-        return tuple(lang for lang in self.languages if lang in self.group_languages[group])
-
-    def group_counts(self) -> dict[str, int]:
-        """How many groups exist in each training language."""
-        return {lang: sum(lang in langs for langs in self.group_languages) for lang in self.languages}
-
-
-@dataclass(frozen=True)
-class PairRef:
-    """One training pair: group `group`'s question in `query_lang`, its answer in `passage_lang`."""
-
-    group: int  # index into ParallelIndex.groups
-    query_lang: str
-    passage_lang: str
-
-
-Batch = list[PairRef]
 
 
 class Pool:
@@ -127,16 +82,16 @@ class BatchSampler:
         rng.shuffle(order)
         return Epoch(number, rng, Pool(order, self._langs))
 
-    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> Batch | None:
+    def next_batch(self, epoch: Epoch, step: int, total_steps: int) -> PairBatch | None:
         """Batch `step` of `total_steps`, or None when this epoch cannot fill another."""
         raise NotImplementedError
 
-    def plan(self, n_steps: int) -> list[Batch]:
+    def plan(self, n_steps: int) -> list[PairBatch]:
         """The run's `n_steps` batches, the same on every call."""
         if n_steps < 0:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")
         self.reset()
-        batches: list[Batch] = []
+        batches: list[PairBatch] = []
         number = 0
         while len(batches) < n_steps:
             epoch, before = self.start_epoch(number), len(batches)
@@ -160,7 +115,7 @@ class BatchStats:
     languages_seen: tuple[str, ...]  # sorted
 
     @classmethod
-    def of(cls, batches: Iterable[Batch]) -> BatchStats:
+    def of(cls, batches: Iterable[PairBatch]) -> BatchStats:
         batches = list(batches)
         pairs = [p for batch in batches for p in batch]
         if not pairs:

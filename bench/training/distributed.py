@@ -13,11 +13,11 @@ import os
 import torch
 import torch.distributed as dist
 
+from bench.core.pairs import PairBatch
 from bench.errors import ConfigError
-from bench.strategies.sampling import PairRef
 
 
-def shard_batch(batch: list[PairRef], rank: int, world_size: int) -> list[PairRef]:
+def shard_batch(batch: PairBatch, rank: int, world_size: int) -> PairBatch:
     """This rank's contiguous slice of the global batch (the union over ranks is the batch, in order)."""
     if len(batch) % world_size:
         raise ConfigError(f"train.batch_size={len(batch)} must be divisible by train.devices={world_size}")

@@ -15,13 +15,13 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 
+from bench.core.pairs import PairBatch
 from bench.data.collate import Batch
 from bench.measure.flops import count_flops
 from bench.measure.memory import MemoryPeak, TensorMemoryTracker
-from bench.strategies.sampling import PairRef
 from bench.measure.timing import StepTimer, TimingSummary
 
-Collate = Callable[[int, list[PairRef]], Batch]
+Collate = Callable[[int, PairBatch], Batch]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def probe_step(objective, optimizer, accelerator: Accelerator, batch: Batch, tim
 def train(
     objective: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    plan: list[list[PairRef]],
+    plan: list[PairBatch],
     collate: Collate,
     accelerator: Accelerator,
     roles: StepRoles,
