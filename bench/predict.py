@@ -27,12 +27,11 @@ import torch
 
 from bench.config import RunConfig, plan_runs
 from bench.errors import BenchError, exit_on_user_error
-from bench.measure.fake import fake_step_peak
 from bench.measure.memory import MemoryPeak, peak_rss_bytes
 from bench.measure.profiler import provenance_fields
 from bench.models.encoder import count_parameters
 from bench.results.schema import RunRecord
-from bench.stages import build_objective, build_optimizer, device_type, prepare_data, probed_batch
+from bench.stages import device_type, fake_peak, prepare_data, probed_batch
 
 GiB = 1024**3
 MiB = 1024**2
@@ -124,9 +123,7 @@ def predict_memory(cfg: RunConfig) -> Prediction:
     prepared = prepare_data(cfg)
     step, batch = probed_batch(cfg, prepared)
     host_process_bytes = peak_rss_bytes(include_children=False)  # before any model exists, fake or not
-    peak, objective, accelerator = fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False),
-                                                  lambda objective, foreach: build_optimizer(cfg, objective, foreach),
-                                                  batch, target, cfg.train.mixed_precision)  # fmt: skip
+    peak, objective, accelerator = fake_peak(cfg, prepared, batch)
     if target == "cuda":
         workspaces = CUBLAS_WORKSPACE_BYTES + accelerator.kernels.attention_scratch_bytes
         margin = Margin(CUDA_CONTEXT_BYTES, workspaces, round(FRAGMENTATION * peak.total_bytes))
@@ -185,7 +182,7 @@ def report(cfg: RunConfig, prediction: Prediction, device_bytes: int | None) -> 
         f"predicted peak training memory: {cfg.model.name}, {cfg.strategy.name}, {len(cfg.languages)} languages, "
         f"batch {cfg.train.batch_size}, max_length {cfg.train.max_length}, device {prediction.device_type}",
         f"  kernels:        {prediction.kernels}",
-        f"  tracked step:   {prediction.tracked_step} (largest planned batch: {shapes})",
+        f"  tracked step:   {prediction.tracked_step} (the planned step that needs the most memory; its batch: {shapes})",
         f"  parameters:     {prediction.model_params:,} (vocabulary {prediction.vocab_size:,})",
         f"  tensor peak     {gib(p.total_bytes)}   ({p.total_bytes:,} B; expected error ±{prediction.expected_error:.0%})",
         f"    parameters    {gib(p.param_bytes)}",

@@ -28,7 +28,7 @@ from bench.evaluation.retrieval import evaluate
 from bench.launch import PARENT_PID_ENV, die_with_parent, launch_run, read_config, results_lock
 from bench.measure.hardware import bf16_support
 from bench.measure.memory import peak_rss_bytes
-from bench.measure.profiler import RunProfiler, provenance_fields
+from bench.measure.profiler import RunProfiler, WorkCounter, provenance_fields
 from bench.models.encoder import count_parameters
 from bench.predict import predict_row
 from bench.results.schema import SUCCESS, RunRecord
@@ -39,7 +39,7 @@ from bench.stages import (
 )  # fmt: skip
 from bench.strategies.sampling import BatchStats
 from bench.training.distributed import all_gather_numbers, all_sum, is_main_rank, shard_batch
-from bench.training.loop import StepRoles, WorkCounter, train
+from bench.training.loop import StepRoles, train
 
 
 def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame | None, pd.DataFrame | None]:
@@ -86,8 +86,8 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
         outcome = train(objective, optimizer, local_plan, collate, accelerator, roles,
                         cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step)  # fmt: skip
     record.update(loss_curve=outcome.losses, final_loss=outcome.losses[-1] if outcome.losses else None)
-    record.update(**profiler.training_fields(outcome, world, record.device_name, global_work(outcome.work)))
-    record.update(**gather_memory_fields(profiler.memory_fields(outcome)))
+    record.update(**profiler.training_fields(outcome.timing, outcome.probe, world, record.device_name, global_work(outcome.work)))
+    record.update(**gather_memory_fields(profiler.memory_fields(outcome.probe)))
     if curve is not None:
         record.update(**curve.record_fields(cfg.eval.curve.target))
 

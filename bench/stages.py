@@ -24,15 +24,17 @@ from bench.data.synthetic import synthesize
 from bench.data.tokenizer import RunTokenizer, tokenizer_for_run, unknown_rates
 from bench.errors import BenchError, ConfigError
 from bench.evaluation.curve import QualityCurve, curve_subset
+from bench.evaluation.encode import TextEncoder
 from bench.evaluation.references import references
 from bench.evaluation.sets import EvalSet, eval_sets_for, heldout_set
-from bench.measure.fake import fake_step_peak
-from bench.evaluation.encode import TextEncoder
+from bench.measure.fake import EmulatedAccelerator, fake_step_peak
+from bench.measure.memory import MemoryPeak
+from bench.measure.timing import StepTimer
 from bench.models.encoder import build_encoder, check_vocabulary
 from bench.models.pretrained import load_mlm_head_state, load_pretrained_config
 from bench.results.schema import RunRecord
 from bench.strategies.base import PretrainedParts
-from bench.training.loop import Collate, linear_schedule, warmup_constant_schedule
+from bench.training.loop import Collate, linear_schedule, train_step, warmup_constant_schedule
 
 RNG_SOURCE = ("seed drives every stream, each derived from (seed, purpose, epoch or step) by hashing: "
               "torch.manual_seed(seed) (init), Random('groups/seed=s/epoch=e') (batches), "
@@ -250,12 +252,17 @@ def choose_probed_step(cfg: RunConfig, plan: list[PairBatch], collate: Collate, 
     front = pareto_front(drivers)
     if len({drivers[step] for step in front}) == 1:
         return front[0]
-    target = device_type(cfg.device)
-    peaks = {step: fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False),
-                                  lambda objective, foreach: build_optimizer(cfg, objective, foreach),
-                                  batches[step], target, cfg.train.mixed_precision)[0].total_bytes
-             for step in front}  # fmt: skip
+    peaks = {step: fake_peak(cfg, prepared, batches[step])[0].total_bytes for step in front}
     return max(front, key=lambda step: (peaks[step], -step))
+
+
+def fake_peak(cfg: RunConfig, prepared: Prepared, batch: Batch) -> tuple[MemoryPeak, nn.Module, EmulatedAccelerator]:
+    """The run's training step of `batch` on fake tensors, as its target device would run it (`bench.measure.fake`):
+    its objective built without reading weights, its optimizer, `train_step` itself; nothing is allocated."""
+    return fake_step_peak(lambda: build_objective(cfg, prepared, load_weights=False),
+                          lambda objective, foreach: build_optimizer(cfg, objective, foreach),
+                          lambda objective, optimizer, accelerator: train_step(objective, optimizer, accelerator, batch, StepTimer()),
+                          device_type(cfg.device), cfg.train.mixed_precision)  # fmt: skip
 
 
 def pareto_front(drivers: dict[int, tuple[int, ...]]) -> list[int]:

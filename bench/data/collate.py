@@ -1,8 +1,8 @@
 """From sampled pair references to padded tensors: pre-tokenised once, padded per batch.
 
 Every training text is tokenised once up front, so a batch's shape (and its padding) is
-known from the sampler's plan before any step runs; the profiler uses that to pick the
-step whose memory it tracks.
+known from the sampler's plan before any step runs; the harness uses that to pick the
+step whose memory it tracks (`bench.stages.choose_probed_step`).
 """
 
 from __future__ import annotations

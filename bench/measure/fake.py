@@ -1,8 +1,9 @@
 """Training steps on fake tensors, as a given device would run them: nothing is allocated.
 
-`fake_step_peak` builds the objective and AdamW inside `FakeTensorMode`, runs one step to create
-the optimizer state and tracks the next with the same `TensorMemoryTracker` a real run uses, so the
-figure means what `peak_tensor_bytes` means. Fake tensors stay on the CPU (a fake `cuda` tensor
+`fake_step_peak` builds the objective and AdamW inside `FakeTensorMode`, runs the step it is given
+(the run's own training step, `bench.training.loop.train_step`, on one collated batch: `bench.stages`
+passes it) once to create the optimizer state and tracks the next with the same `TensorMemoryTracker`
+a real run uses, so the figure means what `peak_tensor_bytes` means. Fake tensors stay on the CPU (a fake `cuda` tensor
 cannot run a backward pass in a CPU-only build). For a CPU target that is the real thing: equal to a
 CPU run's peak to the byte in fp32. For a CUDA target, `CudaKernels` makes the choices CUDA would
 make where they change what is stored: SDPA runs PyTorch's flash or memory-efficient kernel (their
@@ -28,10 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
-from bench.data.collate import Batch
 from bench.measure.memory import MemoryPeak, TensorMemoryTracker
-from bench.measure.timing import StepTimer
-from bench.training.loop import train_step
 
 
 # ---------------------------------------------------------------- CUDA kernel choices, on CPU fake tensors
@@ -177,7 +175,7 @@ def _attention_scratch(batch: int, heads: int, length: int, head_dim: int) -> in
 
 
 class EmulatedAccelerator:
-    """The two `Accelerator` methods `train_step` calls, doing what accelerate does on the target device."""
+    """The two `Accelerator` methods a training step calls, doing what accelerate does on the target device."""
 
     def __init__(self, device_type: str, mixed_precision: str) -> None:
         self.device_type = device_type
@@ -200,16 +198,20 @@ class EmulatedAccelerator:
         loss.backward()
 
 
+TrainingStep = Callable[[nn.Module, torch.optim.Optimizer, EmulatedAccelerator], object]
+"""One full training step (forward, backward, optimizer) of the objective, with this optimizer and accelerator."""
+
+
 def fake_step_peak(build_objective: Callable[[], nn.Module], build_optimizer: Callable[[nn.Module, bool], torch.optim.Optimizer],
-                   batch: Batch, device_type: str, mixed_precision: str) -> tuple[MemoryPeak, nn.Module, EmulatedAccelerator]:  # fmt: skip
-    """Peak tensor memory of one training step of `batch` (after a first step made the optimizer state)."""
+                   step: TrainingStep, device_type: str, mixed_precision: str) -> tuple[MemoryPeak, nn.Module, EmulatedAccelerator]:  # fmt: skip
+    """Peak tensor memory of one training `step` (after a first step made the optimizer state)."""
     accelerator = EmulatedAccelerator(device_type, mixed_precision)
     with FakeTensorMode(allow_non_fake_inputs=True), RealIntegerOps():
         objective = build_objective()
         # CUDA's AdamW default is foreach (a temporary as large as all parameters); on CPU it is a per-tensor loop.
         optimizer = build_optimizer(objective, device_type == "cuda")
         objective.train()
-        train_step(objective, optimizer, accelerator, batch, StepTimer())  # creates the optimizer state
+        step(objective, optimizer, accelerator)  # creates the optimizer state
         with TensorMemoryTracker(objective, optimizer) as tracker:
-            train_step(objective, optimizer, accelerator, batch, StepTimer())
+            step(objective, optimizer, accelerator)
     return tracker.peak, objective, accelerator

@@ -24,8 +24,9 @@ extra; and it runs unchanged above `FakeTensorMode`, where the same step on fake
 the same bytes as on real ones (what `bench.predict` relies on). Its result depends only on the
 sequence of ops, so two identical steps give identical bytes.
 
-Which step to track: not the first, which has no optimizer state yet; the harness tracks
-the step with the largest padded batch, outside the timed window. To predict without
+Which step to track: not the first, which has no optimizer state yet; the harness tracks the
+step that needs the most memory (`bench.stages.choose_probed_step`: among the steps no other exceeds
+in every memory driver, the largest peak on fake tensors), outside the timed window. To predict without
 allocating, build the model and optimizer inside `FakeTensorMode()` (BertModel and AdamW
 work there as they are), run one step to create the optimizer state, then track the next.
 """

@@ -1,26 +1,51 @@
 """The profiler that wraps each run: wall-clock stages, energy, host and device memory, FLOPs, provenance.
 
 It composes the primitives (`timing`, `memory`, `flops`, `energy`, `provenance`) into the
-columns of one `RunRecord`; it measures nothing by itself that they do not.
+columns of one `RunRecord`; it measures nothing by itself that they do not. What the training loop
+hands it are plain records defined here (`WorkCounter`, `StepProbe`) and the timer's `TimingSummary`,
+so it knows nothing of training.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 
 from bench.measure.contention import Snapshot, contention_fields
 from bench.measure.energy import EnergyMeter
 from bench.measure.flops import achieved_tflops_per_s, matmul_precision, mfu
-from bench.measure.memory import cuda_memory_stats, nvml_used_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
+from bench.measure.memory import MemoryPeak, cuda_memory_stats, nvml_used_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from bench.measure.provenance import collect_provenance
-from bench.measure.timing import throughput
-from bench.training.loop import TrainingOutcome, WorkCounter
+from bench.measure.timing import TimingSummary, throughput
 
 STAGES = ("data", "tokenizer", "model_build", "train", "eval", "curve_eval")
+
+
+@dataclass
+class WorkCounter:
+    """Samples and tokens processed in the measured steps (the numerators of throughput)."""
+
+    samples: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+    def add(self, samples: int, padded_tokens: int, real_tokens: int) -> None:
+        self.samples += samples
+        self.padded_tokens += padded_tokens
+        self.real_tokens += real_tokens
+
+
+@dataclass
+class StepProbe:
+    """What the probed step measured: its tensor memory peak, FLOPs and padded tokens."""
+
+    step: int
+    memory: MemoryPeak | None
+    flops: int | None
+    padded_tokens: int
 
 
 class RunProfiler:
@@ -98,11 +123,10 @@ class RunProfiler:
             "curve_eval_s": self.stage_s.get("curve_eval"),
         }
 
-    def memory_fields(self, outcome: TrainingOutcome | None) -> dict:
+    def memory_fields(self, probe: StepProbe | None) -> dict:
         # Batches are collated in this process (no loader workers), so its own high-water mark is the
         # run's peak; adding children would count short-lived helpers (git) that share our pages.
         fields: dict = {"peak_rss_bytes": peak_rss_bytes(include_children=False)}
-        probe = outcome.probe if outcome else None
         if probe and probe.memory:
             fields.update(
                 tracked_step=probe.step,
@@ -123,18 +147,18 @@ class RunProfiler:
             )
         return fields
 
-    def training_fields(self, outcome: TrainingOutcome, n_devices: int, device_name: str | None, work: WorkCounter) -> dict:
+    def training_fields(self, timing: TimingSummary, probe: StepProbe | None, n_devices: int, device_name: str | None,
+                        work: WorkCounter) -> dict:  # fmt: skip
         """Timing samples, throughput over the measured window, FLOPs and energy.
 
         `work` is counted over all ranks, so rates are global; `_per_device` divides by `n_devices`.
         """
-        fields = dict(outcome.timing.record_fields())
+        fields = dict(timing.record_fields())
         fields.update(energy_j=self.energy_j, energy_method=self.energy_method)
-        seconds = outcome.timing.measured_s
+        seconds = timing.measured_s
         if seconds > 0:
             rates = throughput(work.samples, work.padded_tokens, work.real_tokens, seconds, n_devices)
             fields.update(asdict(rates))
-        probe = outcome.probe
         if probe and probe.flops:
             fields["probed_step_flops"] = float(probe.flops)
             if seconds > 0 and probe.padded_tokens:

@@ -1,9 +1,11 @@
 """The training loop: a planned sequence of batches through `accelerate`, timed and memory-probed.
 
 The loop is deliberately plain (collate, forward, backward, step). `StepRoles` decides what is
-measured: warm-up steps run but are not timed; the one probed step (the largest planned batch)
-runs under the tensor memory tracker and the FLOP counter and is excluded from timing, so
-neither instrument perturbs the step-time statistics.
+measured: warm-up steps run but are not timed; the one probed step (the step of the plan that
+needs the most memory, chosen before training by `bench.stages.choose_probed_step`) runs under
+the tensor memory tracker and the FLOP counter and is excluded from timing, so neither
+instrument perturbs the step-time statistics. What the loop measured goes to the profiler as
+plain records (`bench.measure.profiler.WorkCounter`, `StepProbe`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from accelerate import Accelerator
 from bench.core.pairs import PairBatch
 from bench.data.collate import Batch
 from bench.measure.flops import count_flops
-from bench.measure.memory import MemoryPeak, TensorMemoryTracker
+from bench.measure.memory import TensorMemoryTracker
+from bench.measure.profiler import StepProbe, WorkCounter
 from bench.measure.timing import StepTimer, TimingSummary
 
 Collate = Callable[[int, PairBatch], Batch]
@@ -36,31 +39,9 @@ class StepRoles:
 
 
 @dataclass
-class WorkCounter:
-    """Samples and tokens processed in the measured steps (the numerators of throughput)."""
-
-    samples: int = 0
-    padded_tokens: int = 0
-    real_tokens: int = 0
-
-    def add(self, batch: Batch) -> None:
-        self.samples += batch.n_samples
-        self.padded_tokens += batch.padded_tokens
-        self.real_tokens += batch.real_tokens
-
-
-@dataclass
-class StepProbe:
-    """What the probed step measured: its tensor memory peak, FLOPs and padded tokens."""
-
-    step: int
-    memory: MemoryPeak | None
-    flops: int | None
-    padded_tokens: int
-
-
-@dataclass
 class TrainingOutcome:
+    """What a training loop leaves: raw timing samples, work counted over the measured steps, losses, the probe."""
+
     timing: TimingSummary
     work: WorkCounter
     losses: list[float]
@@ -143,7 +124,7 @@ def train(
                 scheduler.step()
         losses.append(loss)  # kept on device: .item() here would sync the device every step
         if measured:
-            work.add(batch)
+            work.add(batch.n_samples, batch.padded_tokens, batch.real_tokens)
         if after_step is not None:
             after_step(step)
     curve = torch.stack(losses).float().cpu().tolist() if losses else []
