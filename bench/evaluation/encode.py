@@ -27,6 +27,7 @@ from transformers import PreTrainedModel
 
 from bench.data.tokenizer import RunTokenizer
 from bench.errors import DataError
+from bench.evaluation.st_export import write_sentence_transformers
 from bench.models.encoder import POOLINGS, check_vocabulary, pool
 from bench.models.pretrained import quiet_transformers
 
@@ -127,6 +128,7 @@ class TextEncoder:
         if self.tokenizer.kept is not None:  # a trimmed vocabulary: which tokenizer ids the rows are
             meta["kept_token_ids"] = list(self.tokenizer.kept)
         (directory / "encoder.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_sentence_transformers(self, directory)  # the same directory loads as SentenceTransformer(str(directory))
         return directory
 
     @classmethod
