@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from bench.config import RunConfig, plan_runs
+from bench.core.metric_names import EVAL_SUMMARY_METRICS
 from bench.errors import BenchError, ConfigError, DataError, exit_on_user_error
 from bench.evaluation.beir import SETTINGS, evaluate_beir, export_lareqa, load_beir, write_beir, write_run
 from bench.evaluation.encode import TextEncoder
@@ -32,7 +33,6 @@ from bench.evaluation.lexical import LexicalEncoder
 from bench.evaluation.retrieval import evaluate
 from bench.evaluation.sets import eval_sets_for
 from bench.measure.evidence import evidence_header
-from bench.results.schema import EVAL_SUMMARY_METRICS
 from bench.results.store import ensure_writable_dir
 from bench.stages import zero_shot_encoder
 

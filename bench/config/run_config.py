@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from bench.core.metric_names import EVAL_SUMMARY_METRICS
 from bench.data.synthetic import synthetic_language_codes
 from bench.data.tokenizer import TokenizerConfig
 from bench.errors import ConfigError
@@ -34,7 +35,6 @@ MODES = ("train", "predict")
 MIXED_PRECISION = ("no", "bf16", "fp16", "auto")  # auto: bf16 where the device runs it natively, else no
 LAUNCHERS = ("local", "parallel", "slurm")
 LR_SCHEDULES = ("constant", "linear", "constant_with_warmup")
-CURVE_METRICS = ("map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi")
 DATA_PARTS = ("heldout", "train", "all")  # evaluation sets made from the run's own data
 
 
@@ -132,7 +132,7 @@ class CurveConfig:
         if not isinstance(self.every_steps, int) or self.every_steps < 0:
             raise ConfigError(f"eval.curve.every_steps must be an integer >= 0 (0: off), got {self.every_steps!r}")
         _positive_int(self.articles, "eval.curve.articles")
-        _choice(self.metric, "eval.curve.metric", CURVE_METRICS)
+        _choice(self.metric, "eval.curve.metric", EVAL_SUMMARY_METRICS)
 
 
 @dataclass(frozen=True)

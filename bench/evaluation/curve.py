@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.core.metric_names import DIRECTION
 from bench.data.lareqa import LareqaDataset, articles_by_hash
 from bench.evaluation.retrieval import Encoder, evaluate
 from bench.evaluation.sets import EvalSet
-from bench.results.schema import METRIC
 
 
 def curve_subset(heldout: EvalSet, articles: int) -> EvalSet:
@@ -65,16 +65,11 @@ class QualityCurve:
         fields = {"curve_set": self.subset.name, "curve_metric": self.metric, "curve_steps": self.steps,
                   "curve_samples": self.samples, "curve_train_s": self.train_s, "curve_values": self.values,
                   "curve_summaries": json.dumps(self.summaries), "target_value": target}  # fmt: skip
-        reached = first_reaching(self.values, target, METRIC_DIRECTION[self.metric]) if target is not None else None
+        reached = first_reaching(self.values, target, DIRECTION[self.metric]) if target is not None else None
         if reached is not None:
             fields.update(steps_to_target=int(self.steps[reached]), samples_to_target=int(self.samples[reached]),
                           train_s_to_target=self.train_s[reached])  # fmt: skip
         return fields
-
-
-# Which way is better for each summary metric, from the catalogue (the held-out role's columns).
-METRIC_DIRECTION = {column.removeprefix("eval_heldout_"): m.direction for column, m in METRIC.items()
-                    if column.startswith("eval_heldout_")}  # fmt: skip
 
 
 def first_reaching(values: list[float], target: float, direction: str) -> int | None:

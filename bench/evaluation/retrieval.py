@@ -29,12 +29,12 @@ from typing import Callable, Protocol
 import pandas as pd
 import torch
 
+from bench.core.metric_names import EVAL_ROLES, EVAL_SUMMARY_METRICS, eval_column
 from bench.data.lareqa import LareqaDataset
 from bench.errors import DataError
 from bench.evaluation import lexical
 from bench.evaluation.metrics import PoolLayout, rank_arranged, rank_relevant, ranking_metrics
 from bench.evaluation.sets import EvalSet
-from bench.results.schema import EVAL_ROLES, EVAL_SUMMARY_METRICS
 
 FRAME_COLUMNS = (
     "dataset", "setting", "query_lang", "pool_lang", "n", "map", "r1", "r10", "ndcg10", "rank_distance",
@@ -241,8 +241,8 @@ def by_language(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def empty_summary() -> dict:
-    keys = [f"eval_{role}_{m}" for role in EVAL_ROLES for m in (*EVAL_SUMMARY_METRICS, "set")]
-    return dict.fromkeys(keys) | {"eval_languages_seen": None, "eval_heldout_by_lang": None}
+    keys = [eval_column(role, m) for role in EVAL_ROLES for m in (*EVAL_SUMMARY_METRICS, "set")]
+    return dict.fromkeys(keys) | {"eval_languages_seen": None, eval_column("heldout", "by_lang"): None}
 
 
 def evaluate(
@@ -275,10 +275,10 @@ def evaluate(
             queries.append(query_table(eval_set.name, ranks))
         summaries[eval_set.name] = summarize(table)
         if eval_set.summary_key is not None:
-            summary |= {f"eval_{eval_set.summary_key}_{k}": v for k, v in summaries[eval_set.name].items()}
-            summary[f"eval_{eval_set.summary_key}_set"] = eval_set.name
+            summary |= {eval_column(eval_set.summary_key, k): v for k, v in summaries[eval_set.name].items()}
+            summary[eval_column(eval_set.summary_key, "set")] = eval_set.name
         if eval_set.role == "heldout":
-            summary["eval_heldout_by_lang"] = json.dumps(by_language(table), sort_keys=True)
+            summary[eval_column("heldout", "by_lang")] = json.dumps(by_language(table), sort_keys=True)
     evaluated = dict.fromkeys(lang for s in eval_sets for lang in s.dataset.languages)
     summary["eval_languages_seen"] = ",".join(lang for lang in evaluated if lang in seen)
     query_frame = pd.concat(queries, ignore_index=True) if queries else None

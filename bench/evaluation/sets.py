@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.config.run_config import DATA_PARTS, DataConfig, EvalConfig
+from bench.core.metric_names import EVAL_ROLES
 from bench.data.lareqa import LareqaDataset, load_lareqa, split_by_article
 from bench.errors import ConfigError
-
-SUMMARY_ROLES = ("heldout", "zeroshot")  # the sets whose macro averages are columns of every row
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,8 @@ class EvalSet:
 
     @property
     def summary_key(self) -> str | None:
-        """The `eval_<role>_*` columns this set fills, or None (per-setting table only)."""
-        return self.role if self.role in SUMMARY_ROLES else None
+        """The role whose `eval_column`s this set fills, or None (per-setting table only)."""
+        return self.role if self.role in EVAL_ROLES else None
 
 
 def eval_sets_for(eval_cfg: EvalConfig, data: DataConfig) -> list[EvalSet]:

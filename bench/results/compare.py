@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.core.metric_names import eval_column
 from bench.results.fit import t_quantile_975
 from bench.results.schema import METRIC
 
@@ -96,7 +97,7 @@ def paper_pattern(runs: pd.DataFrame, role: str) -> list[tuple[int, str, str]]:
     rows = []
     for n_languages in sorted(runs["n_languages"].unique()):
         for suffix, rival, wanted, claim in PAPER_CLAIMS:
-            metric = f"eval_{role}_{suffix}"
+            metric = eval_column(role, suffix)
             diff = paired_difference(runs, metric, int(n_languages), rival) if metric in runs else None
             rows.append((int(n_languages), claim, claim_verdict(diff, wanted)))
     return rows

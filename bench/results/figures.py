@@ -26,12 +26,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 
+from bench.core.metric_names import EVAL_ROLES, EVAL_SUMMARY_METRICS, eval_column
+from bench.evaluation.references import read_references
 from bench.results.fit import (
     PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
 )  # fmt: skip
-from bench.evaluation.references import read_references
 from bench.results.store import load_results, write_table_atomic
-from bench.results.schema import EVAL_ROLES, Metric, metrics_where
+from bench.results.schema import Metric, metrics_where
 from bench.strategies import strategy_names
 
 PLOTS_DIR = "plots"
@@ -175,9 +176,9 @@ _REFERENCE_STYLES = {"chance": (":", "#7f7f7f"), "lexical": ("--", "#000000")}  
 def reference_levels(runs: pd.DataFrame, column: str, references: dict) -> dict[str, float]:
     """{label: value} of the reference levels (chance, lexical, zero-shot) for a quality column."""
     role, metric = _quality_parts(column)
-    if role is None or f"eval_{role}_set" not in runs:
+    if role is None or eval_column(role, "set") not in runs:
         return {}
-    names = runs[f"eval_{role}_set"].dropna().unique()
+    names = runs[eval_column(role, "set")].dropna().unique()
     if len(names) != 1 or names[0] not in references:
         return {}
     return {label: summary[metric] for label, summary in references[names[0]].items()
@@ -185,9 +186,11 @@ def reference_levels(runs: pd.DataFrame, column: str, references: dict) -> dict[
 
 
 def _quality_parts(column: str) -> tuple[str | None, str]:
+    """(role, summary metric) of a retrieval-quality column; (None, column) for any other column."""
     for role in EVAL_ROLES:
-        if column.startswith(f"eval_{role}_"):
-            return role, column.removeprefix(f"eval_{role}_")
+        for metric in EVAL_SUMMARY_METRICS:
+            if column == eval_column(role, metric):
+                return role, metric
     return None, column
 
 
@@ -288,7 +291,7 @@ def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
 
 def cost_quality_figure(role: str, runs, failed, styles, references: dict | None = None) -> Figure | None:
     """Quality bought per unit of time: x = training (else wall) time, y = multilingual mAP."""
-    quality = f"eval_{role}_map_multi"
+    quality = eval_column(role, "map_multi")
     cost = next(iter(present_metrics(runs, ["train_s", "wall_s"])), None)
     if cost is None or quality not in present_metrics(runs, [quality]):
         return None
@@ -379,7 +382,7 @@ def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
         spec = quality_figure(role)
         if has(*(p.column for p in spec.panels)):
             plan.append(curves(spec))
-        if has(f"eval_{role}_map_multi") and has("train_s", "wall_s"):
+        if has(eval_column(role, "map_multi")) and has("train_s", "wall_s"):
             plan.append((f"cost_quality_{role}", f"Cost vs quality ({ROLE_NAMES[role]})",
                          lambda r=role: cost_quality_figure(r, runs, failed, styles, references)))  # fmt: skip
     return plan

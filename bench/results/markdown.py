@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.core.metric_names import EVAL_ROLES, eval_column
 from bench.evaluation.references import read_references
 from bench.results.compare import hybrid_differences, paper_pattern
 from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
@@ -212,8 +213,9 @@ def comparison_section(runs: pd.DataFrame) -> str:
              "Paired by seed: hybrid minus the other strategy at the same L and seed, mean and 95% t interval over "
              "seeds. A difference whose interval contains 0 is reported as not resolved, whatever its sign.",
              markdown_table(["metric", "L", "vs", "pairs", "mean difference", "95% interval", "verdict"], rows)]  # fmt: skip
-    for role in ("heldout", "zeroshot"):
-        pattern = paper_pattern(runs, role) if f"eval_{role}_map_multi" in present_metrics(runs, [f"eval_{role}_map_multi"]) else []
+    for role in EVAL_ROLES:
+        multi = eval_column(role, "map_multi")
+        pattern = paper_pattern(runs, role) if multi in present_metrics(runs, [multi]) else []
         if pattern:
             parts += [f"### Does the paper's pattern hold? ({role})",
                       markdown_table(["L", "claim", "verdict"], [list(row) for row in pattern])]

@@ -7,10 +7,14 @@ list columns and statistics are derived from them.
 
 Units: `_s` seconds, `_bytes` bytes, `_per_s` per second, `_j` joules, `_flops` floating
 point operations. Memory columns named `peak_*_bytes` come from the tensor-level tracker
-(deterministic on CPU) and describe the tracked training step (`tracked_step`: the step
-with the largest padded batch, chosen in advance from the seeded sampler's plan, never the
-first step, which has no optimizer state yet). `peak_rss_bytes` is the kernel's high-water
-mark of the run's own process (VmHWM) plus its data-loader workers.
+(deterministic on CPU) and describe the tracked training step (`tracked_step`: the step of
+the seeded sampler's plan that needs the most memory, chosen in advance by
+`bench.stages.choose_probed_step` from the batches' memory drivers and their peaks on fake
+tensors, never the first step, which has no optimizer state yet). `peak_rss_bytes` is the
+kernel's high-water mark of the run's own process (VmHWM; with several ranks, the largest);
+batches are collated in that process, with no data-loader workers.
+
+The retrieval-quality columns are named by `bench.core.metric_names.eval_column` (eval_<role>_<metric>).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
 
+from bench.core.metric_names import DIRECTION, EVAL_ROLES, eval_column
+
 SCHEMA_VERSION = 2
-EVAL_ROLES = ("heldout", "zeroshot")  # eval_<role>_<metric>: the run's held-out articles; the first zero-shot set
-EVAL_SUMMARY_METRICS = ("map_mono", "map_cross", "map_multi", "rank_distance", "ndcg10_multi", "r1_multi")
 STATUSES = ("ok", "failed", "oom", "interrupted", "predicted")
 SUCCESS = ("ok", "predicted")  # a row a resumed sweep keeps; anything else is measured again
 
@@ -265,14 +269,18 @@ class Metric:
 
 def _quality(role: str) -> tuple[Metric, ...]:
     where = {"heldout": "held-out", "zeroshot": "zero-shot"}[role]
+
+    def score(metric: str, label: str, **drawn) -> Metric:
+        return Metric(eval_column(role, metric), f"{label} ({where})", "score", DIRECTION[metric], **drawn)
+
+    drawn = {"figure": f"quality_{role}", "reported": True}
     return (
-        Metric(f"eval_{role}_map_mono", f"Monolingual mAP ({where})", "score", "higher", figure=f"quality_{role}", reported=True),
-        Metric(f"eval_{role}_map_cross", f"Cross-lingual mAP ({where})", "score", "higher", figure=f"quality_{role}", reported=True),
-        Metric(f"eval_{role}_map_multi", f"Multilingual mAP ({where})", "score", "higher", figure=f"quality_{role}", reported=True),
-        Metric(f"eval_{role}_rank_distance", f"Max rank distance ({where})", "score", "lower", figure=f"quality_{role}",
-               reported=True),  # fmt: skip
-        Metric(f"eval_{role}_ndcg10_multi", f"Multilingual nDCG@10 ({where})", "score", "higher"),
-        Metric(f"eval_{role}_r1_multi", f"Multilingual recall@1 ({where})", "score", "higher"),
+        score("map_mono", "Monolingual mAP", **drawn),
+        score("map_cross", "Cross-lingual mAP", **drawn),
+        score("map_multi", "Multilingual mAP", **drawn),
+        score("rank_distance", "Max rank distance", **drawn),
+        score("ndcg10_multi", "Multilingual nDCG@10"),
+        score("r1_multi", "Multilingual recall@1"),
     )
 
 
@@ -293,8 +301,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_activation_bytes", "activations", "bytes", "lower", fitted=True, gate="tensor", figure="memory_breakdown",
            reported=True),  # fmt: skip
     Metric("peak_rss_bytes", "Peak RSS", "bytes", "lower", fitted=True, gate="rss", figure="peak_rss", reported=True),
-    *_quality("heldout"),
-    *_quality("zeroshot"),
+    *(metric for role in EVAL_ROLES for metric in _quality(role)),
     Metric("steps_to_target", "Steps to the target quality", "rate", "lower", "steps", fitted=True, figure="cost_to_target",
            reported=True),  # fmt: skip
     Metric("samples_to_target", "Samples to the target quality", "rate", "lower", "samples", fitted=True),
