@@ -1,10 +1,11 @@
-"""User-facing errors: one clear line and a non-zero exit, never a traceback dump."""
+"""User-facing errors: one clear line and a non-zero exit, never a traceback dump; and the two checks
+that every configuration group makes, each naming the override key to fix."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
@@ -21,6 +22,19 @@ class ConfigError(BenchError):
 
 class DataError(BenchError):
     """A data file is missing, unreadable or malformed."""
+
+
+def require_choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    """`value` if it is one of `allowed`, else a ConfigError naming `key`."""
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def require_positive_int(value: Any, key: str) -> None:
+    """A ConfigError naming `key` unless `value` is an integer >= 1 (not a bool)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
 
 
 def one_line(exc: BaseException) -> str:

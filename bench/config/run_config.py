@@ -1,9 +1,13 @@
 """The typed configuration of one run, validated once at the edge.
 
 Every value comes from `conf/` (the one place defaults live); these dataclasses only say what a
-value may be. `RunConfig.from_dict` validates a plain mapping (a composed Hydra config, or the JSON
-a sweep hands its child process) and every error names the override key to fix. Past this module
-nothing reads `DictConfig`.
+value may be. A group's settings live with the part that uses them (`DataConfig` in
+bench.data.lareqa, `TokenizerConfig` in bench.data.tokenizer, `ModelConfig` in bench.models.encoder,
+the strategy's class in bench.strategies, `EvalConfig` in bench.evaluation.config), so those parts
+never import this package; this module has the rest and composes them into `RunConfig`.
+`RunConfig.from_dict` validates a plain mapping (a composed Hydra config, or the JSON a sweep hands
+its child process) and every error names the override key to fix. Past this module nothing reads
+`DictConfig`.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from typing import Any
 
 import torch
 
-from bench.core.metric_names import EVAL_SUMMARY_METRICS
+from bench.data.lareqa import DataConfig
 from bench.data.synthetic import synthetic_language_codes
 from bench.data.tokenizer import TokenizerConfig
-from bench.errors import ConfigError
-from bench.evaluation.encode import PRECISIONS as EVAL_PRECISIONS
+from bench.errors import ConfigError, require_choice, require_positive_int
+from bench.evaluation.config import EvalConfig
 from bench.measure.hardware import native_bf16
 from bench.models.encoder import ModelConfig
 from bench.strategies import strategy_class
@@ -35,26 +39,6 @@ MODES = ("train", "predict")
 MIXED_PRECISION = ("no", "bf16", "fp16", "auto")  # auto: bf16 where the device runs it natively, else no
 LAUNCHERS = ("local", "parallel", "slurm")
 LR_SCHEDULES = ("constant", "linear", "constant_with_warmup")
-DATA_PARTS = ("heldout", "train", "all")  # evaluation sets made from the run's own data
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    name: str
-    root: str
-    languages: tuple[str, ...] | None  # every language the data has, in the documented order (null: synthetic)
-    heldout_fraction: float  # articles held out for evaluation (by SHA-1 of the title)
-    synthetic_languages: int | None = None  # data=synthetic: how many languages to derive
-    source_languages: tuple[str, ...] | None = None  # files to read when they differ from `languages`
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.heldout_fraction, float) and 0 < self.heldout_fraction < 1):
-            raise ConfigError(f"data.heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}")
-
-    @property
-    def files(self) -> tuple[str, ...]:
-        """The languages whose `<root>/<lang>.json.gz` files this data is built from."""
-        return self.source_languages or self.languages
 
 
 @dataclass(frozen=True)
@@ -76,7 +60,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "max_length", "steps", "steps_per_language", "threads", "devices"):
-            _positive_int(getattr(self, key), f"train.{key}")
+            require_positive_int(getattr(self, key), f"train.{key}")
         if self.batch_size < 2:
             raise ConfigError(f"train.batch_size must be at least 2 for in-batch negatives, got {self.batch_size}")
         if self.max_length < 4:
@@ -84,12 +68,12 @@ class TrainConfig:
         for key in ("warmup_steps", "lr_warmup_steps"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ConfigError(f"train.{key} must be an integer >= 0, got {getattr(self, key)!r}")
-        _choice(self.budget, "train.budget", BUDGETS)
-        _choice(self.lr_schedule, "train.lr_schedule", LR_SCHEDULES)
+        require_choice(self.budget, "train.budget", BUDGETS)
+        require_choice(self.lr_schedule, "train.lr_schedule", LR_SCHEDULES)
         if self.lr_schedule == "constant" and self.lr_warmup_steps:
             raise ConfigError("train.lr_warmup_steps needs train.lr_schedule=linear or constant_with_warmup "
                               "(a constant rate has no warm-up)")
-        _choice(self.mixed_precision, "train.mixed_precision", MIXED_PRECISION)
+        require_choice(self.mixed_precision, "train.mixed_precision", MIXED_PRECISION)
         if self.batch_size % self.devices:
             raise ConfigError(f"train.batch_size={self.batch_size} must be divisible by train.devices={self.devices}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -112,77 +96,6 @@ class ProfilerConfig:
 
 
 @dataclass(frozen=True)
-class ExternalSet:
-    """An evaluation set that is not part of the training data (zero-shot), e.g. MLQA-R."""
-
-    root: str
-    languages: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CurveConfig:
-    """Evaluation during training (bench.evaluation.curve): quality against cost, and the cost to a target."""
-
-    every_steps: int  # 0: off
-    articles: int  # the fixed subset: the first N held-out articles, every language
-    metric: str
-    target: float | None  # steps_to_target etc. are read off the curve where it first reaches this
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.every_steps, int) or self.every_steps < 0:
-            raise ConfigError(f"eval.curve.every_steps must be an integer >= 0 (0: off), got {self.every_steps!r}")
-        _positive_int(self.articles, "eval.curve.articles")
-        _choice(self.metric, "eval.curve.metric", EVAL_SUMMARY_METRICS)
-
-
-@dataclass(frozen=True)
-class SetSubset:
-    """Which runs of a sweep evaluate an expensive set: empty lists mean every run."""
-
-    seeds: tuple[int, ...]
-    n_languages: tuple[int, ...]
-
-    def includes(self, seed: int, n_languages: int) -> bool:
-        return (not self.seeds or seed in self.seeds) and (not self.n_languages or n_languages in self.n_languages)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How a trained encoder is evaluated after a run (`conf/eval/*.yaml`)."""
-
-    enabled: bool
-    sets: tuple[str, ...]  # heldout | train | all (parts of the run's data) or a name in `external`
-    external: dict[str, ExternalSet]
-    languages: tuple[str, ...] | None  # None: every language of each set
-    batch_size: int  # texts per encoder forward pass
-    max_length: int | None  # None: the run's train.max_length
-    precision: str  # fp32 | bf16 | auto: the encoder's forward pass under evaluation (scores are always float32)
-    query_chunk: int  # queries scored at once; bounds memory at chunk x pool floats
-    curve: CurveConfig
-    only: dict[str, SetSubset]  # a set named here is evaluated only on the runs it includes (affordable sweeps)
-
-    def __post_init__(self) -> None:
-        for key in ("batch_size", "query_chunk"):
-            _positive_int(getattr(self, key), f"eval.{key}")
-        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 4):
-            raise ConfigError(f"eval.max_length must be null or an integer >= 4, got {self.max_length!r}")
-        _choice(self.precision, "eval.precision", EVAL_PRECISIONS + ("auto",))
-        if self.enabled and not self.sets:
-            raise ConfigError("eval.sets must name at least one evaluation set when eval.enabled is true")
-        known = DATA_PARTS + tuple(self.external)
-        unknown = [s for s in self.sets if s not in known]
-        if unknown:
-            raise ConfigError(f"eval.sets: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
-        if len(set(self.sets)) != len(self.sets):
-            raise ConfigError(f"eval.sets must not repeat a name, got {list(self.sets)}")
-        if self.languages is not None and not self.languages:
-            raise ConfigError("eval.languages must be null or a non-empty list of language codes")
-        stray = sorted(set(self.only) - set(self.sets))
-        if stray:
-            raise ConfigError(f"eval.only names {', '.join(stray)}, which eval.sets does not evaluate")
-
-
-@dataclass(frozen=True)
 class ResultsConfig:
     dir: str
     rerun: bool  # measure again even if results.dir already holds an ok row for this configuration
@@ -198,8 +111,8 @@ class LauncherConfig:
     slurm: dict[str, Any]  # submitit's executor parameters (launcher=slurm)
 
     def __post_init__(self) -> None:
-        _choice(self.name, "launcher.name", LAUNCHERS)
-        _positive_int(self.jobs, "launcher.jobs")
+        require_choice(self.name, "launcher.name", LAUNCHERS)
+        require_positive_int(self.jobs, "launcher.jobs")
 
 
 @dataclass(frozen=True)
@@ -255,8 +168,8 @@ class RunConfig:
         config = cls(
             languages=languages,
             seed=seed,
-            device=_choice(raw.get("device"), "device", DEVICES),
-            mode=_choice(raw.get("mode"), "mode", MODES),
+            device=require_choice(raw.get("device"), "device", DEVICES),
+            mode=require_choice(raw.get("mode"), "mode", MODES),
             data=data,
             model=build(ModelConfig, raw.get("model"), "model"),
             tokenizer=build(TokenizerConfig, raw.get("tokenizer"), "tokenizer"),
@@ -387,14 +300,3 @@ def _with_synthetic_languages(data: DataConfig) -> DataConfig:
             raise ConfigError("data.languages must list the data's languages")
         return data
     return replace(data, languages=synthetic_language_codes(data.synthetic_languages))
-
-
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def _positive_int(value: Any, key: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")

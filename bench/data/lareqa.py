@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import PROJECT_ROOT
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,27 @@ def parse_language(lang: str, payload: dict, source: Path) -> tuple[LanguageData
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise DataError(f"data file {source} is malformed: {type(exc).__name__}: {exc}") from None
     return LanguageData(lang, tuple(questions), tuple(candidates)), tuple(titles)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data.* settings (`conf/data/*.yaml`): the LAReQA-style dataset a run trains on and how it is split."""
+
+    name: str
+    root: str
+    languages: tuple[str, ...] | None  # every language the data has, in the documented order (null: synthetic)
+    heldout_fraction: float  # articles held out for evaluation (by SHA-1 of the title)
+    synthetic_languages: int | None = None  # data=synthetic: how many languages to derive
+    source_languages: tuple[str, ...] | None = None  # files to read when they differ from `languages`
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.heldout_fraction, float) and 0 < self.heldout_fraction < 1):
+            raise ConfigError(f"data.heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}")
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The languages whose `<root>/<lang>.json.gz` files this data is built from."""
+        return self.source_languages or self.languages
 
 
 def load_lareqa(name: str, root: str | Path, languages: tuple[str, ...]) -> LareqaDataset:

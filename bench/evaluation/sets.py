@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config.run_config import DATA_PARTS, DataConfig, EvalConfig
 from bench.core.metric_names import EVAL_ROLES
-from bench.data.lareqa import LareqaDataset, load_lareqa, split_by_article
+from bench.data.lareqa import DataConfig, LareqaDataset, load_lareqa, split_by_article
 from bench.errors import ConfigError
+from bench.evaluation.config import DATA_PARTS, EvalConfig
 
 
 @dataclass(frozen=True)
