@@ -1,5 +1,6 @@
-"""The package's shape: no import cycle among bench's modules, no lazy imports of bench modules, and the
-entry points every README command uses."""
+"""The package's shape: the declared stack of bench's parts (`bench.LAYERS`: every import points down),
+no import cycle among bench's modules, no lazy imports of bench modules, and the entry points every
+README command uses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import importlib
 
 import pytest
 
-from bench import PROJECT_ROOT
+import bench
+from bench import LAYERS, PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "bench"
 ENTRY_POINTS = ("sweep", "run", "evaluate", "check", "predict", "plot", "report")
@@ -21,30 +23,35 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def bench_imports(tree: ast.AST, module: str) -> tuple[set[str], set[str]]:
-    """(modules imported at module level, modules imported inside functions), bench modules only."""
-    top, nested = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            names = [node.module] if node.level == 0 else []
-            if node.module and names[0] and names[0].startswith("bench"):
-                names += [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+def bench_imports(path, modules: set[str]) -> list[tuple[str, int, bool]]:
+    """(bench module, line, nested) of every import in a file: nested is inside a function (or any block),
+    relative imports are resolved, and `from bench.x import y` names bench.x and, where y is a module, bench.x.y."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules]
         else:
             continue
-        found = {n for n in names if n and n.startswith("bench")}
-        (top if node.col_offset == 0 else nested).update(found)
-    return top, nested
+        found += [(t, node.lineno, node.col_offset != 0) for t in targets if t == "bench" or t.startswith("bench.")]
+    return found
+
+
+def modules() -> dict[str, object]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
 def graph() -> dict[str, set[str]]:
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    edges = {}
-    for name, path in modules.items():
-        top, _ = bench_imports(ast.parse(path.read_text()), name)
-        edges[name] = {m for m in top if m in modules and m != name}
-    return edges
+    paths = modules()
+    return {name: {t for t, _, nested in bench_imports(path, set(paths)) if not nested and t in paths and t != name}
+            for name, path in paths.items()}  # fmt: skip
 
 
 def test_no_import_cycle_in_bench():
@@ -68,11 +75,11 @@ def test_no_import_cycle_in_bench():
 
 def test_no_lazy_imports_of_bench_modules():
     lazy = {}
-    for path in PACKAGE.rglob("*.py"):
-        name = module_name(path)
-        _, nested = bench_imports(ast.parse(path.read_text()), name)
+    paths = modules()
+    for name, path in paths.items():
+        nested = sorted({t for t, _, inside in bench_imports(path, set(paths)) if inside})
         if nested and name not in DYNAMIC:
-            lazy[name] = sorted(nested)
+            lazy[name] = nested
     assert not lazy, f"imports inside functions hide a dependency (or a cycle): {lazy}"
 
 
@@ -81,3 +88,82 @@ def test_entry_points_are_thin_modules_with_a_main():
         module = importlib.import_module(f"bench.{name}")
         assert callable(module.main), name
         assert len((PACKAGE / f"{name}.py").read_text().splitlines()) < 330, f"bench/{name}.py is no longer thin"
+
+
+# ---------------------------------------------------------------- the stack of parts (bench.LAYERS)
+
+
+def part_of(module: str) -> str:
+    """The top-level part a module belongs to: `bench.data.collate` -> `data`; the package root is `bench`."""
+    return module.split(".")[1] if "." in module else module
+
+
+def part_imports() -> dict[tuple[str, str], list[str]]:
+    """{(importing part, imported part): ["bench.x.y:LINE -> bench.z", ...]} across parts."""
+    paths = modules()
+    edges: dict[tuple[str, str], list[str]] = {}
+    for name, path in sorted(paths.items()):
+        for target, line, _ in bench_imports(path, set(paths)):
+            if part_of(target) != part_of(name):
+                sites = edges.setdefault((part_of(name), part_of(target)), [])
+                if (site := f"{name}:{line} -> {target}") not in sites:
+                    sites.append(site)
+    return edges
+
+
+def layer_of() -> dict[str, int]:
+    """Each declared part's line in the stack, counted from the top."""
+    return {part: i for i, layer in enumerate(LAYERS) for part in layer}
+
+
+def test_every_part_of_bench_has_one_line_in_the_stack():
+    declared = [part for layer in LAYERS for part in layer]
+    assert len(declared) == len(set(declared)), f"a part is on two lines of bench.LAYERS: {declared}"
+    present = {part_of(name) for name in modules()}
+    missing, stale = sorted(present - set(declared)), sorted(set(declared) - present)
+    assert not missing, f"bench.LAYERS has no line for {missing}: add each where its imports allow (bench/__init__.py)"
+    assert not stale, f"bench.LAYERS names parts bench/ no longer has: {stale}"
+
+
+def test_imports_point_down_the_stack():
+    layers = layer_of()
+    wrong = [f"{importer} ({'up' if layers[imported] < layers[importer] else 'sideways'} to {imported}): {', '.join(sites)}"
+             for (importer, imported), sites in sorted(part_imports().items())
+             if importer in layers and imported in layers and layers[imported] <= layers[importer]]  # fmt: skip
+    assert not wrong, "imports against bench.LAYERS (a part imports only parts on lines below it):\n" + "\n".join(wrong)
+
+
+def test_no_two_parts_depend_on_each_other():
+    """Directly or through other parts: the graph of parts has no cycle, declared in the stack or not."""
+    edges: dict[str, set[str]] = {}
+    for importer, imported in part_imports():
+        edges.setdefault(importer, set()).add(imported)
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        trail, seen = {start: [start]}, {start}
+        frontier = [start]
+        while frontier:
+            node = frontier.pop()
+            for nxt in sorted(edges.get(node, ())):
+                if nxt == goal:
+                    return trail[node] + [nxt]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    trail[nxt] = trail[node] + [nxt]
+                    frontier.append(nxt)
+        return None
+
+    cycles = set()
+    for a in sorted(edges):
+        for b in sorted(edges[a]):
+            if path := reaches(b, a):  # a -> b -> ... -> a
+                loop = [a] + path[:-1]
+                start = loop.index(min(loop))
+                cycles.add(" -> ".join(loop[start:] + loop[:start] + [min(loop)]))
+    assert not cycles, "parts of bench that depend on each other:\n" + "\n".join(sorted(cycles))
+
+
+def test_the_package_docstring_draws_the_declared_stack():
+    lines = [line.strip() for line in bench.__doc__.splitlines()]
+    drawn = [next((i for i, line in enumerate(lines) if line.startswith(", ".join(layer) + " ")), None) for layer in LAYERS]
+    assert None not in drawn and drawn == sorted(drawn), "bench/__init__.py's diagram must draw LAYERS, one line each, top first"
