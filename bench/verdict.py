@@ -18,6 +18,7 @@ import pyarrow as pa
 from bench.errors import ConfigError, exit_on_user_error
 from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims, markdown_table, verdict_markdown
 from bench.results.frontier import plot_frontier
+from bench.results.readme_sync import replace_block
 from bench.results.store import load_results, write_table_atomic
 from bench.results.targets import cost_cell, cost_to_targets
 
@@ -40,20 +41,27 @@ def details_table(frame: pd.DataFrame) -> str:
     return markdown_table(header, rows)
 
 
-def cost_section(claims: Claims, results_dir: Path) -> list[str]:
-    """Cost to each pre-registered target, per arm: censored runs counted, with the machine beside the seconds."""
+def cost_table(claims: Claims, results_dir: Path) -> str | None:
+    """Cost to each pre-registered target, per arm: censored runs counted (None without targets or runs)."""
     if not claims.targets or not (results_dir / "results.parquet").is_file():
-        return []
+        return None
     table = cost_to_targets(claims, load_results(results_dir))
     columns = [(m, t) for m, ladder in claims.targets.items() for t in ladder]
     rows = [[arm] + [cost_cell(table[(table.arm == arm) & (table.metric == m) & (table.target == t)].iloc[0]) for m, t in columns]
             for arm in claims.arms]  # fmt: skip
+    return markdown_table(["arm", *[f"{m} ≥ {t:g}" if m != "rank_distance" else f"{m} ≤ {t:g}" for m, t in columns]], rows)
+
+
+def cost_section(claims: Claims, results_dir: Path) -> list[str]:
+    """verdict.md's cost-to-target section, with the machine beside the seconds."""
+    table = cost_table(claims, results_dir)
+    if table is None:
+        return []
     return ["## Cost to target", "",
             "Training pairs (and training seconds, evaluation excluded) until the curve (every 25 steps on a fixed "
             "subset of held-out articles) first reaches each target fixed before the runs; the median over all of an "
             "arm's runs, a run that never reached the target counted as not reached, with k/n runs that reached it. "
-            "Resolution: one curve interval.", "", machine_line(results_dir), "",
-            markdown_table(["arm", *[f"{m} ≥ {t:g}" if m != "rank_distance" else f"{m} ≤ {t:g}" for m, t in columns]], rows), ""]  # fmt: skip
+            "Resolution: one curve interval.", "", machine_line(results_dir), "", table, ""]  # fmt: skip
 
 
 def machine_line(results_dir: Path) -> str:
@@ -102,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.verdict", description=__doc__.splitlines()[0])
     parser.add_argument("claims_file", type=Path, help="conf/claims/<experiment>.yaml")
     parser.add_argument("--results-dir", type=Path, help="overrides the claims file's results_dir")
+    parser.add_argument("--readme", type=Path, help="also rewrite this README's generated block of the experiment's verdicts")
     args = parser.parse_args(argv)
     claims = load_claims(args.claims_file)
     results_dir = args.results_dir or claims.results_dir
@@ -114,9 +123,33 @@ def main(argv: list[str] | None = None) -> int:
     figures = plot_frontier(results_dir, claims, results_dir / PLOTS_DIR, references=references, arms=arms)
     write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), results_dir / VERDICT_TABLE)
     (results_dir / VERDICT_MD).write_text(document(frame, claims, results_dir, figures))
-    for path in (results_dir / VERDICT_MD, results_dir / VERDICT_TABLE, *figures):
+    written = [results_dir / VERDICT_MD, results_dir / VERDICT_TABLE, *figures]
+    if args.readme is not None:
+        text = args.readme.read_text()
+        args.readme.write_text(replace_block(text, readme_block_name(claims), readme_block(frame, claims, results_dir)))
+        written.append(args.readme)
+    for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def readme_block_name(claims: Claims) -> str:
+    return f"verdict:{claims.experiment}"
+
+
+def readme_block(frame: pd.DataFrame, claims: Claims, results_dir: Path) -> str:
+    """What the README shows of an experiment: the verdict table, how many runs it rests on, cost to target."""
+    results = load_results(results_dir) if (results_dir / "results.parquet").is_file() else pd.DataFrame()
+    ok = int((results["status"] == "ok").sum()) if len(results) else 0
+    lines = [f"From `{results_dir}` ({ok} ok runs; `python -m bench.verdict` writes this block and "
+             f"[`verdict.md`]({results_dir / VERDICT_MD}) with every test's p-values and detectable effect).", "",
+             verdict_markdown(frame, claims)]  # fmt: skip
+    table = cost_table(claims, results_dir)
+    if table is not None:
+        lines += ["", "Cost to the pre-registered targets (curve subset; training pairs and seconds, median over all of "
+                  "an arm's runs with those that never got there counted as not reached; k/n reached). "
+                  + machine_line(results_dir), "", table]  # fmt: skip
+    return "\n".join(lines).strip()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""The README's generated blocks equal what their generators make from the committed files."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import PROJECT_ROOT
+from bench.errors import DataError
+from bench.results.readme_sync import block_names, read_block, replace_block
+
+README = PROJECT_ROOT / "README.md"
+
+
+def regenerate(name: str) -> str:
+    """The block as its generator writes it now, from the committed files."""
+    kind, _, experiment = name.partition(":")
+    if kind == "verdict":
+        from bench.results.claims import evaluate_claims, load_arms, load_claims
+        from bench.verdict import readme_block
+
+        claims = load_claims(PROJECT_ROOT / "conf" / "claims" / f"{experiment}.yaml")
+        results_dir = PROJECT_ROOT / claims.results_dir
+        frame = evaluate_claims(claims, load_arms(claims, results_dir))
+        return readme_block(frame, claims, claims.results_dir)
+    raise AssertionError(f"README block {name!r} has no generator in this test")
+
+
+@pytest.mark.parametrize("name", block_names(README.read_text()))
+def test_every_generated_block_matches_its_files(name, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert read_block(README.read_text(), name) == regenerate(name), (
+        f"README block {name} differs from its files: regenerate it (python -m bench.verdict conf/claims/... --readme README.md)")
+
+
+def test_an_edited_cell_is_caught():
+    text = "intro\n<!-- generated:t -->\n| a | b |\n| --- | --- |\n| 1 | 2 |\n<!-- /generated:t -->\nrest\n"
+    assert block_names(text) == ["t"]
+    edited = text.replace("| 1 | 2 |", "| 1 | 3 |")
+    assert read_block(edited, "t") != read_block(text, "t")  # what the parametrized test compares
+    assert replace_block(edited, "t", read_block(text, "t")) == text  # regenerating restores it
+    with pytest.raises(DataError, match="exactly one"):
+        read_block(text + "<!-- generated:t -->", "t")
