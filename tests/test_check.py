@@ -124,9 +124,11 @@ def test_tensor_figures_are_gated_both_ways_and_rss_only_upwards():
 
 def test_a_missing_baseline_row_fails_and_ratios_come_from_the_same_run():
     rows_now = {"monolingual-L2": {"peak_tensor_bytes": 100}, "hybrid-L2": {"peak_tensor_bytes": 150}}
-    assert baseline._ratio(rows_now, "hybrid-L2") == 1.5
-    assert baseline._ratio(rows_now, "monolingual-L2") is None
-    tolerances = CheckConfig(baseline="x", tensor_tolerance=0.005, rss_tolerance=0.25, ratio_tolerance=0.02)
+    assert baseline._ratio(rows_now, "hybrid-L2", "monolingual") == 1.5
+    assert baseline._ratio(rows_now, "monolingual-L2", "monolingual") is None
+    assert baseline._ratio(rows_now, "monolingual-L2", "hybrid") == 1 / 1.5  # the reference is configuration, not code
+    tolerances = CheckConfig(baseline="x", tensor_tolerance=0.005, rss_tolerance=0.25, ratio_tolerance=0.02,
+                             reference_strategy="monolingual")  # fmt: skip
     failed = compare({}, {"hybrid-L2": "failed: RuntimeError: boom"}, tolerances)
     assert failed[0].failed and "boom" in failed[0].note
 

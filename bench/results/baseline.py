@@ -22,7 +22,7 @@ BASELINE_FORMAT = "hybrid-batch-bench memory baseline"
 BASELINE_VERSION = 1
 TENSOR_METRICS = tuple(m.column for m in metrics_where(gate="tensor"))
 (RSS_METRIC,) = (m.column for m in metrics_where(gate="rss"))
-RATIO_METRIC = "tensor_peak_vs_monolingual"  # derived here: a strategy's peak over monolingual's, same L
+RATIO_PREFIX = "tensor_peak_vs_"  # derived here: a strategy's peak over the reference strategy's, same L
 TIME_METRICS = tuple(m.column for m in metrics_where(gate="info"))  # reported, never gated
 RECORDED = (*TENSOR_METRICS, RSS_METRIC, *TIME_METRICS, "tracked_step")
 
@@ -35,6 +35,11 @@ class CheckConfig:
     tensor_tolerance: float
     rss_tolerance: float
     ratio_tolerance: float
+    reference_strategy: str  # the strategy every other's tensor peak is divided by (same L, same run)
+
+    @property
+    def ratio_metric(self) -> str:
+        return RATIO_PREFIX + self.reference_strategy
 
     def __post_init__(self) -> None:
         for key in ("tensor_tolerance", "rss_tolerance", "ratio_tolerance"):
@@ -154,21 +159,22 @@ def compare(baseline_runs: dict, measured: dict[str, RunRecord | str], check: Ch
         for metric in TENSOR_METRICS:
             rows.append(Comparison(key, metric, base.get(metric), getattr(record, metric), tolerance(check.tensor_tolerance), note=note))
         rows.append(Comparison(key, RSS_METRIC, base.get(RSS_METRIC), record.peak_rss_bytes, tolerance(check.rss_tolerance), False))
-        ratio_now, ratio_base = _ratio(measured, key), _ratio(baseline_runs, key)
+        reference = check.reference_strategy
+        ratio_now, ratio_base = _ratio(measured, key, reference), _ratio(baseline_runs, key, reference)
         if ratio_now is not None or ratio_base is not None:
-            rows.append(Comparison(key, RATIO_METRIC, ratio_base, ratio_now, tolerance(check.ratio_tolerance)))
+            rows.append(Comparison(key, check.ratio_metric, ratio_base, ratio_now, tolerance(check.ratio_tolerance)))
         rows += [Comparison(key, m, base.get(m), getattr(record, m)) for m in TIME_METRICS]
     return rows
 
 
-def _ratio(runs: dict, key: str) -> float | None:
-    """This configuration's tensor peak over monolingual's at the same language count (None for monolingual)."""
+def _ratio(runs: dict, key: str, reference: str) -> float | None:
+    """This configuration's tensor peak over the reference strategy's at the same language count (None for the reference)."""
     strategy, languages = key.rsplit("-L", 1)
-    mono = runs.get(f"monolingual-L{languages}")
-    if strategy == "monolingual" or mono is None or key not in runs:
+    base = runs.get(f"{reference}-L{languages}")
+    if strategy == reference or base is None or key not in runs:
         return None
-    peak, mono_peak = (_get(runs[key], "peak_tensor_bytes"), _get(mono, "peak_tensor_bytes"))
-    return peak / mono_peak if peak and mono_peak else None
+    peak, base_peak = (_get(runs[key], "peak_tensor_bytes"), _get(base, "peak_tensor_bytes"))
+    return peak / base_peak if peak and base_peak else None
 
 
 def _get(row, metric: str):
@@ -183,7 +189,7 @@ def format_table(rows: list[Comparison]) -> str:
             return "-"
         if metric.endswith("_bytes"):
             return f"{x:,.0f}"
-        return f"{x:.4f}" if metric == RATIO_METRIC else f"{x:.2f}"
+        return f"{x:.4f}" if metric.startswith(RATIO_PREFIX) else f"{x:.2f}"
 
     def change(row: Comparison) -> str:
         c = row.change

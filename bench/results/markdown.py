@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.core.metric_names import EVAL_ROLES, eval_column
 from bench.evaluation.references import read_references
-from bench.results.compare import hybrid_differences, paper_pattern
+from bench.results.compare import paired_differences, paper_pattern
 from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
 from bench.results.figures import PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles
 from bench.results.store import load_results
@@ -202,17 +202,18 @@ def references_section(references: dict) -> str:
 
 
 def comparison_section(runs: pd.DataFrame) -> str:
-    """Hybrid against the pure strategies, paired by seed, and the paper's pattern claim by claim."""
+    """Each strategy against the rivals it declares, paired by seed, and its published claims one by one."""
     metrics = [m.column for m in metrics_where(kind="score", reported=True) if m.column in present_metrics(runs, [m.column])]
-    diffs = hybrid_differences(runs, metrics) if "hybrid" in set(runs["strategy"]) else []
+    diffs = paired_differences(runs, metrics)
     if not any(d.n_pairs >= 2 for d in diffs):
         return ""
-    rows = [[f"`{d.metric}`", d.n_languages, d.other, d.n_pairs, fmt(d.mean), f"[{fmt(d.low)}, {fmt(d.high)}]", d.verdict()]
-            for d in diffs]  # fmt: skip
-    parts = ["## Hybrid against the pure strategies",
-             "Paired by seed: hybrid minus the other strategy at the same L and seed, mean and 95% t interval over "
-             "seeds. A difference whose interval contains 0 is reported as not resolved, whatever its sign.",
-             markdown_table(["metric", "L", "vs", "pairs", "mean difference", "95% interval", "verdict"], rows)]  # fmt: skip
+    rows = [[d.strategy, f"`{d.metric}`", d.n_languages, d.other, d.n_pairs, fmt(d.mean), f"[{fmt(d.low)}, {fmt(d.high)}]",
+             d.verdict()] for d in diffs]  # fmt: skip
+    parts = ["## Paired comparisons",
+             "Paired by seed: the strategy minus the other at the same L and seed, mean and 95% t interval over "
+             "seeds (which strategies are compared is declared in the registry, `compared_with`). A difference whose "
+             "interval contains 0 is reported as not resolved, whatever its sign.",
+             markdown_table(["strategy", "metric", "L", "vs", "pairs", "mean difference", "95% interval", "verdict"], rows)]  # fmt: skip
     for role in EVAL_ROLES:
         multi = eval_column(role, "map_multi")
         pattern = paper_pattern(runs, role) if multi in present_metrics(runs, [multi]) else []

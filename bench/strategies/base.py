@@ -25,6 +25,16 @@ from bench.training.objective import ContrastiveRetriever
 
 
 @dataclass(frozen=True)
+class PaperClaim:
+    """A published claim about a strategy against another, checked by reports paired by seed."""
+
+    metric: str  # a summary metric: map_mono, map_cross, map_multi, rank_distance, ...
+    rival: str  # the strategy it is set against
+    wanted: str  # "better" (resolved better) or "not worse" (never resolved worse)
+    text: str
+
+
+@dataclass(frozen=True)
 class PretrainedParts:
     """What a checkpoint brings besides the encoder, for objectives that can use it."""
 
@@ -46,6 +56,8 @@ class Strategy:
     objective: ClassVar[str]  # "contrastive" or "mlm", recorded in every row
     order: ClassVar[int]  # position in tables and plots
     min_languages: ClassVar[int] = 1
+    compared_with: ClassVar[tuple[str, ...]] = ()  # strategies reports set this one against, paired by seed
+    paper_claims: ClassVar[tuple[PaperClaim, ...]] = ()  # what the literature says it does against them
 
     def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
         raise NotImplementedError

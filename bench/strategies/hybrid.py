@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bench.core.pairs import PairBatch, ParallelIndex
 from bench.errors import ConfigError
-from bench.strategies.base import ContrastiveStrategy
+from bench.strategies.base import ContrastiveStrategy, PaperClaim
 from bench.strategies.crosslingual import CrossLingualBatchSampler
 from bench.strategies.monolingual import MonolingualBatchSampler
 from bench.strategies.registry import register
@@ -66,6 +66,13 @@ def exact_count(alpha: float, steps: int) -> int:
 class Hybrid(ContrastiveStrategy):
     name = "hybrid"
     order = 30
+    compared_with = ("monolingual", "crosslingual")
+    paper_claims = (  # arXiv 2408.10536's pattern: hybrid keeps the best of both pure strategies
+        PaperClaim("map_cross", "monolingual", "not worse", "hybrid at least as good as monolingual on cross-lingual mAP"),
+        PaperClaim("map_multi", "monolingual", "not worse", "hybrid at least as good as monolingual on multilingual mAP"),
+        PaperClaim("map_mono", "crosslingual", "not worse", "hybrid at least as good as cross-lingual on monolingual mAP"),
+        PaperClaim("rank_distance", "monolingual", "better", "hybrid has a lower rank distance than monolingual"),
+    )
     alpha: float  # probability that a batch is monolingual (exact schedule: the fraction of batches)
     # Defaulted here only so configs written before the option existed still load; conf/strategy/hybrid.yaml sets it.
     schedule: str = "bernoulli"
