@@ -54,7 +54,8 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     warn_if_emulated_bf16(cfg, record.bf16_support)
 
     prepared = prepare_data(cfg, profiler)
-    eval_sets = load_eval_sets(cfg)
+    with profiler.stage("data"):  # evaluation sets are data too: their loading is timed with it (files parsed once)
+        eval_sets = load_eval_sets(cfg)
     record.update(vocab_size=prepared.tokenizer.vocab_size, tokenizer_name=prepared.tokenizer.name,
                   **unk_fields(prepared.tokenizer, eval_sets))  # fmt: skip
     plan = plan_batches(cfg, prepared.pairs)  # the global batches, identical on every rank

@@ -55,3 +55,20 @@ def test_the_probed_step_is_the_maximum_over_every_step(strategy, tmp_path):
         peaks[step] = tracker.peak.total_bytes
     assert record.peak_tensor_bytes == max(peaks.values())
     assert peaks[record.tracked_step] == max(peaks.values())
+
+
+def test_a_run_parses_each_data_file_once(tmp_path):
+    """Training data, evaluation sets and the curve's subset come from the same files: each is parsed once,
+    and the time it takes is in the row's data stage."""
+    from bench.data import lareqa
+
+    lareqa.parsed_file.cache_clear()
+    lareqa.PARSES.clear()
+    cfg = compose("languages=2", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1", "train.batch_size=8",
+                  "train.threads=1", "profiler.count_flops=false", "eval.curve.every_steps=2", "eval.curve.articles=1",
+                  f"results.dir={tmp_path}")  # fmt: skip
+    record = run_and_record(cfg)
+    assert record.status == "ok", record.error_message
+    assert len(lareqa.PARSES) == len(cfg.data.files) == 11  # every language file of XQuAD-R was read...
+    assert set(lareqa.PARSES.values()) == {1}  # ...once (before: 3 times each, plus once more per curve)
+    assert record.data_s > 0

@@ -8,6 +8,9 @@ Candidates are keyed by position (article, paragraph, sentence), never by text.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
+
 import gzip
 import hashlib
 import json
@@ -166,16 +169,32 @@ class DataConfig:
 
 
 def load_lareqa(name: str, root: str | Path, languages: tuple[str, ...]) -> LareqaDataset:
-    """Load the given languages of a LAReQA dataset from `<root>/<lang>.json.gz`."""
+    """Load the given languages of a LAReQA dataset from `<root>/<lang>.json.gz`.
+
+    Each file is parsed once per process (`parsed_file`): a run's training data, its evaluation sets, its
+    trimmed vocabulary and its curve all come from the same files, and the parsed data is immutable."""
     directory = resolve_data_path(root)
     by_lang: dict[str, LanguageData] = {}
     titles: tuple[str, ...] = ()
     for lang in languages:
         path = directory / f"{lang}.json.gz"
-        data, lang_titles = parse_language(lang, read_squad_file(path), path)
+        if not path.is_file():
+            raise DataError(f"data file not found: {path}")
+        stat = path.stat()
+        data, lang_titles = parsed_file(lang, str(path), stat.st_mtime_ns, stat.st_size)
         by_lang[lang] = data
         titles = titles or lang_titles
     return LareqaDataset(name, by_lang, titles)
+
+
+PARSES: Counter[str] = Counter()  # file path -> times parsed in this process (the once-per-run test reads it)
+
+
+@functools.lru_cache(maxsize=64)
+def parsed_file(lang: str, path: str, mtime_ns: int, size: int) -> tuple[LanguageData, tuple[str, ...]]:
+    """One language file, parsed; keyed by its modification time and size, so a changed file is read again."""
+    PARSES[path] += 1
+    return parse_language(lang, read_squad_file(Path(path)), Path(path))
 
 
 def heldout_articles(titles: tuple[str, ...], fraction: float) -> set[int]:
