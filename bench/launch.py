@@ -7,8 +7,9 @@ from another. The child receives the config the parent validated and never compo
 Children die with their parent (Linux parent-death signal), and a results directory is locked while
 a sweep or run writes to it, so a killed and restarted sweep can never run a configuration twice at once.
 
-Launchers: `local` runs one child at a time, `parallel` runs `launcher.jobs` at a time, `slurm`
-submits each child command as a Slurm job through submitit. After a child exits its row is read
+Launchers are registered by name (`register_launcher`, like strategies): `local` runs one child at a
+time, `parallel` runs `launcher.jobs` at a time, `slurm` submits each child command as a Slurm job
+through submitit; a new one is one decorated function plus `conf/launcher/<name>.yaml`. After a child exits its row is read
 back; a child killed before writing one still leaves a row (`oom` for SIGKILL, else `failed`).
 """
 
@@ -143,30 +144,55 @@ def launch_run(cfg: RunConfig) -> str:
 # ---------------------------------------------------------------- many children
 
 
-def launch_all(configs: list[RunConfig], on_done: Callable[[RunConfig, str], None]) -> None:
-    """Launch every config with the launcher they share (`launcher.name`), calling `on_done` per run."""
-    launcher = configs[0].launcher if configs else None
-    if launcher is None:
+OnDone = Callable[[RunConfig, str], None]
+Launcher = Callable[[list[RunConfig], OnDone], None]
+LAUNCHERS: dict[str, Launcher] = {}  # launcher.name -> how a batch of runs is started (conf/launcher/<name>.yaml)
+
+
+def register_launcher(name: str) -> Callable[[Launcher], Launcher]:
+    """Decorator: make a launcher findable by the `launcher.name` that selects it."""
+
+    def add(launcher: Launcher) -> Launcher:
+        LAUNCHERS[name] = launcher
+        return launcher
+
+    return add
+
+
+def launch_all(configs: list[RunConfig], on_done: OnDone) -> None:
+    """Launch every config with the launcher they share (`launcher.name`), calling `on_done` per run;
+    an interrupt stops every child this process started (each records an `interrupted` row)."""
+    if not configs:
         return
-    if launcher.name == "slurm":
-        _launch_slurm(configs, on_done)
-        return
-    jobs = 1 if launcher.name == "local" else launcher.jobs
+    name = configs[0].launcher.name
+    if name not in LAUNCHERS:
+        raise BenchError(f"unknown launcher {name!r}; choose from {', '.join(LAUNCHERS)}")
     try:
-        if jobs == 1:
-            for cfg in configs:
-                on_done(cfg, launch_run(cfg))
-            return
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(launch_run, cfg): cfg for cfg in configs}
-            for future, cfg in futures.items():
-                on_done(cfg, future.result())
+        LAUNCHERS[name](configs, on_done)
     except KeyboardInterrupt:
         stop_children()
         raise
 
 
-def _launch_slurm(configs: list[RunConfig], on_done: Callable[[RunConfig, str], None]) -> None:
+@register_launcher("local")
+def launch_sequentially(configs: list[RunConfig], on_done: OnDone) -> None:
+    """One child at a time: the only launcher whose timings no other run of the sweep perturbs."""
+    for cfg in configs:
+        on_done(cfg, launch_run(cfg))
+
+
+@register_launcher("parallel")
+def launch_in_parallel(configs: list[RunConfig], on_done: OnDone) -> None:
+    """`launcher.jobs` children at a time (their concurrency is recorded in every row)."""
+    with ThreadPoolExecutor(max_workers=configs[0].launcher.jobs) as pool:
+        futures = {pool.submit(launch_run, cfg): cfg for cfg in configs}
+        for future, cfg in futures.items():
+            on_done(cfg, future.result())
+
+
+@register_launcher("slurm")
+def launch_on_slurm(configs: list[RunConfig], on_done: OnDone) -> None:
+    """Each child command as a job of one Slurm array, through submitit (`launcher.slurm`: its parameters)."""
     try:
         import submitit
     except ImportError:
