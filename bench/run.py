@@ -5,7 +5,9 @@
 
 The row goes to `results.dir/runs/<run_id>.parquet` whatever happens: a failure is a row, not a
 lost result. Sweeps start every run as its own process through `bench.launch`, so no run inherits
-memory, caches or thread state from another; `train.devices>1` starts the ranks the same way.
+memory, caches or thread state from another; `train.devices>1` starts the ranks the same way. A
+single-device `python -m bench.run` measures in its own process without a launcher, because that
+process already is the fresh one a launcher would start: a child would add only a second start-up.
 """
 
 from __future__ import annotations
