@@ -16,6 +16,17 @@ def _few_threads():
     torch.set_num_threads(1)  # tests are small; one thread avoids OpenMP spin-waiting on 2 cores
 
 
+@pytest.fixture
+def fresh_accelerator():
+    """Real runs in one test process share accelerate's singleton state (mixed precision, device): reset it
+    around each test that runs one (`pytestmark = pytest.mark.usefixtures("fresh_accelerator")`)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="session")
 def xquad():
     return load_lareqa("xquad-r", "data/lareqa/xquad-r", XQUAD_LANGS)

@@ -6,7 +6,6 @@ import time
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -23,12 +22,7 @@ QUICK = ["eval=none", "device=cpu", "train.budget=fixed", "train.steps=4", "trai
          "train.max_length=64", "train.threads=1", "profiler.count_flops=false", "profiler.measure_energy=false"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerator_state():
-    """Real runs here share one process; accelerate keeps its settings (mixed precision) in a singleton."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerator")
 
 
 def config(*overrides: str, tmp_path=None):

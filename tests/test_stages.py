@@ -16,11 +16,7 @@ from bench.training.loop import train_step
 from tests.conftest import compose
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerator")
 
 
 def test_pareto_front_keeps_undominated_driver_tuples_earliest_first():

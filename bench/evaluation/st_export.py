@@ -129,7 +129,7 @@ def renumbered(tokenizer: RunTokenizer) -> Tokenizer:
     ever used kept pieces and gains no candidate when others go. Unigram's best segmentation also used
     only kept pieces; its one new candidate is the unknown token for a character whose single-character
     piece was dropped, scored 10 below the lowest kept piece: it could win in principle, and did for none
-    of the MLQA-R texts tests/test_st_export.py checks against a vocabulary trimmed to XQuAD-R. A piece
+    of the MLQA-R texts tests/evaluation/test_st_export.py checks against a vocabulary trimmed to XQuAD-R. A piece
     outside the vocabulary, which the harness maps to the unknown token, is segmented into kept pieces
     (or the unknown token) here instead."""
     backend, kept = tokenizer.backend, tokenizer.kept

@@ -2,7 +2,7 @@
 
 A block is `<!-- generated:NAME -->` ... `<!-- /generated:NAME -->` in README.md. Whatever writes the
 block (e.g. `python -m bench.verdict CLAIMS --readme README.md`) computes its text from committed
-results; tests/test_readme_sync.py regenerates every block and fails when the README disagrees, so an
+results; tests/results/test_readme_sync.py regenerates every block and fails when the README disagrees, so an
 edited cell, or results that changed without the README, cannot go unnoticed.
 """
 

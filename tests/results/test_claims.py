@@ -18,7 +18,7 @@ from bench.results.claims import (
     ArmRuns, evaluate, evaluate_claims, holm, load_arms, load_claims, parse_claims, select_runs, verdict_markdown,
 )  # fmt: skip
 from bench.verdict import main as verdict_main
-from tests.test_bootstrap import synthetic_run
+from tests.results.test_bootstrap import synthetic_run
 
 SETS = {"xquad-r-heldout": "XQuAD-R held-out", "mlqa-r": "MLQA-R"}
 ARMS = {

@@ -27,11 +27,7 @@ QUICK = ["train.budget=fixed", "train.steps=3", "train.warmup_steps=1", "train.b
          "train.threads=1", "profiler.count_flops=false", "profiler.measure_energy=false", "device=cpu"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerator")
 
 
 def small_tokenizer(texts: list[str], size: int) -> PreTrainedTokenizerFast:

@@ -1,7 +1,7 @@
 """The hierarchical paired bootstrap: the weighted run-level metric, coverage, planted shifts, statistics.
 
 Every test builds small synthetic per-query frames (3 languages, 60 question clusters, a few seeds)
-with `synthetic_run`, which tests/test_claims.py shares.
+with `synthetic_run`, which tests/results/test_claims.py shares.
 """
 
 from __future__ import annotations
