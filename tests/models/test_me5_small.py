@@ -23,6 +23,7 @@ import torch
 
 from bench.errors import DataError
 from bench.models import me5_small
+from bench import PROJECT_ROOT
 from bench.models.me5_small import (
     MANIFEST,
     TOKENIZER,
@@ -43,7 +44,6 @@ from bench.models.me5_small import (
     read_source,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------- Q4_0
 
