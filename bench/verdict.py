@@ -2,7 +2,8 @@
 
 Reads the claims file (conf/claims/<experiment>.yaml) and the runs of its results directory, tests
 every claim on every set with the hierarchical paired bootstrap (bench.results.claims), and writes
-DIR/verdict.md, DIR/verdict.parquet and DIR/plots/alpha_frontier.{png,svg}. Claims whose arms have no
+DIR/verdict.md, DIR/verdict.parquet (or the claims file's `output` name)
+and DIR/plots/alpha_frontier.{png,svg} (when the claims file has arms along alpha). Claims whose arms have no
 ok runs yet are "not run", so it works on a partial experiment.
 """
 
@@ -22,7 +23,7 @@ from bench.results.readme_sync import replace_block
 from bench.results.store import load_results, write_table_atomic
 from bench.results.targets import cost_cell, cost_to_targets
 
-VERDICT_MD, VERDICT_TABLE, PLOTS_DIR = "verdict.md", "verdict.parquet", "plots"
+PLOTS_DIR = "plots"
 REFERENCES_FILE = "references.json"  # bench.evaluation.references writes it; importing that module loads torch
 
 
@@ -95,6 +96,8 @@ def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: li
         "when the difference is significantly outside the margin; unresolved otherwise.",
         "- extreme: the arm's margin over its closest rival (intersection-union: beyond 0 only if beyond every arm). "
         "trend: the least-squares slope of the arm means against alpha.",
+        "- too few seeds: an arm with fewer than 2 seeds on the set; the estimate and interval are shown, but one seed "
+        "cannot show seed-to-seed variance, so the test is not judged (it counts as p = 1 in the family).",
         "- The interval is the 95% percentile interval, not adjusted for multiplicity.",
         "- Min detectable: 2.8 × the bootstrap standard error, the true effect a two-sided 5% test would find "
         "with 80% power; an unresolved claim whose effect may be smaller than this is underpowered, not refuted.",
@@ -120,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     frame = evaluate_claims(claims, arms)
     references_path = results_dir / REFERENCES_FILE
     references = json.loads(references_path.read_text()) if references_path.is_file() else {}
-    figures = plot_frontier(results_dir, claims, results_dir / PLOTS_DIR, references=references, arms=arms)
-    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), results_dir / VERDICT_TABLE)
-    (results_dir / VERDICT_MD).write_text(document(frame, claims, results_dir, figures))
-    written = [results_dir / VERDICT_MD, results_dir / VERDICT_TABLE, *figures]
+    # A frontier needs arms along alpha; a claims file without them (e.g. a precision-parity family) draws none.
+    figures = plot_frontier(results_dir, claims, results_dir / PLOTS_DIR, references=references, arms=arms) if claims.alpha_of_arm else []
+    # Several claims files may judge one results directory: each names its own files (`output`).
+    table_path, document_path = results_dir / f"{claims.output}.parquet", results_dir / f"{claims.output}.md"
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), table_path)
+    document_path.write_text(document(frame, claims, results_dir, figures))
+    written = [document_path, table_path, *figures]
     if args.readme is not None:
         text = args.readme.read_text()
         args.readme.write_text(replace_block(text, readme_block_name(claims), readme_block(frame, claims, results_dir)))
@@ -142,7 +148,7 @@ def readme_block(frame: pd.DataFrame, claims: Claims, results_dir: Path) -> str:
     results = load_results(results_dir) if (results_dir / "results.parquet").is_file() else pd.DataFrame()
     ok = int((results["status"] == "ok").sum()) if len(results) else 0
     lines = [f"From `{results_dir}` ({ok} ok runs; `python -m bench.verdict` writes this block and "
-             f"[`verdict.md`]({results_dir / VERDICT_MD}) with every test's p-values and detectable effect).", "",
+             f"[`{claims.output}.md`]({results_dir / (claims.output + '.md')}) with every test's p-values and detectable effect).", "",
              verdict_markdown(frame, claims)]  # fmt: skip
     table = cost_table(claims, results_dir)
     if table is not None:

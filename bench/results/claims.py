@@ -39,8 +39,10 @@ from bench.results.store import PER_QUERY_DIR, load_results
 KINDS = ("difference", "extreme", "trend")
 EXPECTS = ("greater", "less", "equivalent")
 CONFIRMED, REFUTED, UNRESOLVED, NOT_RUN = "confirmed", "refuted", "unresolved", "not run"
+TOO_FEW = "too few seeds"
+MIN_SEEDS = 2  # per arm: resampling a single seed cannot see seed-to-seed variance, so its interval is too narrow
 TOP_KEYS = {"experiment", "results_dir", "arms", "alpha_of_arm", "sets", "significance", "equivalence_margin",
-            "bootstrap", "claims", "targets"}  # fmt: skip
+            "bootstrap", "claims", "targets", "output"}  # fmt: skip
 CLAIM_KEYS = {"id", "text", "kind", "a", "b", "arm", "over", "metric", "expect", "paper", "exploratory"}
 COLUMNS = ["id", "set", "text", "metric", "kind", "expect", "exploratory", "estimate", "ci_low", "ci_high", "se",
            "p_raw", "p_holm", "p_refute_raw", "p_refute_holm", "min_detectable", "n_seeds", "verdict", "paper",
@@ -77,6 +79,7 @@ class Claims:
     seed: int
     claims: tuple[Claim, ...]
     targets: dict[str, tuple[float, ...]] = field(default_factory=dict)  # metric -> the cost-to-target ladder
+    output: str = "verdict"  # the verdict files' name in the results directory (several claims files may judge one)
 
     @property
     def primary_set(self) -> str:
@@ -151,6 +154,9 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
             fail(f"targets.{metric}", f"unknown metric (one of {', '.join(METRICS)})")
         if not isinstance(ladder, list) or not ladder or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in ladder):
             fail(f"targets.{metric}", f"must be a non-empty list of numbers, got {ladder!r}")
+    output = raw.get("output", "verdict")
+    if not isinstance(output, str) or not output or "/" in output:
+        fail("output", f"must be a file name without a directory, got {output!r}")
     results_dir = raw.get("results_dir")
     return Claims(
         experiment=str(raw["experiment"]), results_dir=Path(results_dir) if results_dir else None,
@@ -159,7 +165,7 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
         significance=number("significance", raw.get("significance", 0.05), 0, 1),
         margin=number("equivalence_margin", margin, 0, math.inf) if margin is not None else math.nan,
         replicates=replicates, seed=seed, claims=tuple(claims),
-        targets={metric: tuple(float(v) for v in ladder) for metric, ladder in targets.items()},
+        targets={metric: tuple(float(v) for v in ladder) for metric, ladder in targets.items()}, output=output,
     )  # fmt: skip
 
 
@@ -329,6 +335,9 @@ def evaluate_one(claims: Claims, claim: Claim, set_name: str, arms: Mapping[str,
     result = hierarchical_bootstrap(stack, statistic_of(claims, claim), replicates=claims.replicates, rng=rng,
                                     paired_seeds=paired)  # fmt: skip
     p_confirm, p_refute = p_values(result, claim.expect, claims.margin)
+    if min(len(r.seeds) for r in runs) < MIN_SEEDS:  # shown, never judged: counts as p = 1 in the family
+        p_confirm = p_refute = math.nan
+        row["too_few_seeds"] = True
     low, high = result.ci
     return row | {"estimate": result.estimate, "ci_low": low, "ci_high": high, "se": result.se,
                   "min_detectable": result.min_detectable, "p_raw": p_confirm, "p_refute_raw": p_refute}  # fmt: skip
@@ -359,6 +368,8 @@ def evaluate_claims(claims: Claims, arms: Mapping[str, ArmRuns]) -> pd.DataFrame
     frame["p_holm"] = holm(frame["p_raw"].to_numpy())
     frame["p_refute_holm"] = holm(frame["p_refute_raw"].to_numpy())
     frame["verdict"] = [verdict(p, q, claims.significance) for p, q in zip(frame["p_holm"], frame["p_refute_holm"])]
+    if "too_few_seeds" in frame:
+        frame.loc[frame["too_few_seeds"].fillna(False).astype(bool), "verdict"] = TOO_FEW
     frame["sign_agrees_with_primary"] = pd.Series(sign_agreement(frame, claims.primary_set), dtype=object)
     return frame[COLUMNS]
 

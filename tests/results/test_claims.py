@@ -252,3 +252,18 @@ def test_missing_results_and_missing_files_are_one_line_errors(tmp_path, capsys)
     with pytest.raises(SystemExit) as caught:
         verdict_main([str(tmp_path / "absent.yaml")])
     assert caught.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_arm_with_one_seed_is_shown_but_never_judged():
+    """One seed cannot show seed-to-seed variance: a planted shift is estimated, but the verdict waits for a second seed
+    (it said 'confirmed' on one seed of a partial experiment before)."""
+    from bench.results.claims import TOO_FEW
+
+    claims = parse_claims(claims_dict(diff("G", "hybrid-0.5", "crosslingual", "map_mono", "greater")))
+    arms = make_arms({"hybrid-0.5": 0.05, "crosslingual": 0.0})
+    arms["hybrid-0.5"] = ArmRuns(arms["hybrid-0.5"].seeds[:1], arms["hybrid-0.5"].frames[:1])
+    row = by_id(evaluate_claims(claims, arms), "G")
+    assert row.verdict == TOO_FEW and row.estimate > 0.03 and np.isnan(row.p_holm)
+    arms["hybrid-0.5"] = ArmRuns(make_arms({"hybrid-0.5": 0.05}).get("hybrid-0.5").seeds[:2],
+                                 make_arms({"hybrid-0.5": 0.05}).get("hybrid-0.5").frames[:2])  # fmt: skip
+    assert by_id(evaluate_claims(claims, arms), "G").verdict == "confirmed"
