@@ -19,7 +19,7 @@ def markers(name: str) -> tuple[str, str]:
 
 def block_names(text: str) -> list[str]:
     """The names of the generated blocks in `text`, in order."""
-    return re.findall(r"<!-- generated:([\w.-]+) -->", text)
+    return re.findall(r"<!-- generated:([\w.:-]+) -->", text)
 
 
 def read_block(text: str, name: str) -> str:

@@ -35,6 +35,7 @@ def test_every_generated_block_matches_its_files(name, monkeypatch):
 def test_an_edited_cell_is_caught():
     text = "intro\n<!-- generated:t -->\n| a | b |\n| --- | --- |\n| 1 | 2 |\n<!-- /generated:t -->\nrest\n"
     assert block_names(text) == ["t"]
+    assert block_names("<!-- generated:verdict:alpha-frontier -->") == ["verdict:alpha-frontier"]  # names carry a colon
     edited = text.replace("| 1 | 2 |", "| 1 | 3 |")
     assert read_block(edited, "t") != read_block(text, "t")  # what the parametrized test compares
     assert replace_block(edited, "t", read_block(text, "t")) == text  # regenerating restores it
