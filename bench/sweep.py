@@ -34,12 +34,11 @@ from bench.measure.calibration import calibrate
 from bench.measure.provenance import RESULTS_PATH, code_tree, cpu_model, git_commit, git_dirty, git_ignored
 from bench.results.figures import plot_results
 from bench.results.schema import SUCCESS
-from bench.results.store import RESULTS_FILE, consolidate, ensure_writable_dir, read_runs
+from bench.results.store import RESULTS_FILE, SWEEPS_FILE, consolidate, ensure_writable_dir, read_runs
 from bench.evaluation.references import read_references, write_references
 from bench.stages import reference_levels, warm_vocabularies
 
 EXIT_INTERRUPTED = 130
-ORDER_FILE = "sweeps.jsonl"
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -79,7 +78,7 @@ def record_order(results_dir: Path, order: list[RunConfig], seed: int, calibrati
              "code_tree": code_tree(PROJECT_ROOT), "git_dirty": git_dirty(PROJECT_ROOT), "hostname": socket.gethostname(), "cpu_model": cpu_model(),
              "calibration": calibration, "order_seed": seed,
              "order": [c.run_id for c in order if Path(c.results.dir) == results_dir]}  # fmt: skip
-    with open(results_dir / ORDER_FILE, "a") as handle:
+    with open(results_dir / SWEEPS_FILE, "a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
 
@@ -138,7 +137,7 @@ def record_drift(directories: list[Path], start: dict, threads: int) -> None:
     drift = end["matmul_gflops"] / start["matmul_gflops"] - 1
     print(f"machine at the end: {calibration_line(end)}; drift {drift:+.0%} since the start", flush=True)
     for directory in directories:
-        with open(directory / ORDER_FILE, "a") as handle:
+        with open(directory / SWEEPS_FILE, "a") as handle:
             handle.write(json.dumps({"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                      "calibration_end": end, "calibration_drift": round(drift, 3)}) + "\n")  # fmt: skip
 

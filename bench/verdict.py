@@ -20,7 +20,7 @@ from bench.errors import ConfigError, exit_on_user_error
 from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims, markdown_table, verdict_markdown
 from bench.results.frontier import plot_frontier
 from bench.results.readme_sync import replace_block
-from bench.results.store import load_results, write_table_atomic
+from bench.results.store import load_results, read_sweeps, write_table_atomic
 from bench.results.targets import cost_cell, cost_to_targets
 
 PLOTS_DIR = "plots"
@@ -67,10 +67,9 @@ def cost_section(claims: Claims, results_dir: Path) -> list[str]:
 
 def machine_line(results_dir: Path) -> str:
     """The machines and calibrations of the sweeps that wrote the rows (seconds are only comparable with them)."""
-    path = results_dir / "sweeps.jsonl"
-    if not path.is_file():
+    entries = read_sweeps(results_dir)
+    if not entries:
         return "Machine: not recorded."
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     parts = {f"{e.get('cpu_model')} ({e['calibration']['matmul_gflops']} GFLOP/s fp32 matmul, {e['calibration']['threads']} threads)"
              for e in entries if e.get("calibration")}  # fmt: skip
     return "Machine (calibration per sweep): " + "; ".join(sorted(parts))

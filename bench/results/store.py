@@ -12,6 +12,7 @@ launchers never race on one file and an interrupted sweep never leaves a half-wr
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -29,6 +30,7 @@ EVAL_DIR = "eval"
 PER_QUERY_DIR = "per_query"
 RESULTS_FILE = "results.parquet"
 PER_SETTING_FILE = "per_setting.parquet"
+SWEEPS_FILE = "sweeps.jsonl"  # one line per sweep start (launch order, commit, calibration) and per sweep end (drift)
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -132,6 +134,17 @@ def consolidate(results_dir: Path) -> pd.DataFrame:
         per_setting = pd.concat(frames, ignore_index=True)
         write_table_atomic(pa.Table.from_pandas(per_setting, preserve_index=False), results_dir / PER_SETTING_FILE)
     return load_results(results_dir)
+
+
+def read_sweeps(results_dir: Path) -> list[dict]:
+    """The entries of results_dir/sweeps.jsonl, oldest first (none if the directory has no sweeps)."""
+    path = Path(results_dir) / SWEEPS_FILE
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
 def load_results(results_dir: Path) -> pd.DataFrame:

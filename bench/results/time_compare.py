@@ -13,7 +13,6 @@ interval excludes 1, else "no change", always with the smallest slowdown this no
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -23,21 +22,17 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.results.store import load_results
+from bench.results.store import SWEEPS_FILE, load_results, read_sweeps
 
 MDE_FACTOR = 2.8
-ORDER_FILE = "sweeps.jsonl"
 
 
 def calibration_gflops(results_dir: Path) -> float:
     """The median fp32 matmul GFLOP/s over the sweeps that wrote this directory."""
-    path = Path(results_dir) / ORDER_FILE
-    if not path.is_file():
-        raise BenchError(f"{results_dir} has no {ORDER_FILE}: its runs have no machine calibration to normalise by")
-    values = [json.loads(line).get("calibration", {}).get("matmul_gflops") for line in path.read_text().splitlines() if line.strip()]
+    values = [entry.get("calibration", {}).get("matmul_gflops") for entry in read_sweeps(results_dir)]
     values = [v for v in values if v]
     if not values:
-        raise BenchError(f"{path} records no calibration")
+        raise BenchError(f"{results_dir} records no calibration in {SWEEPS_FILE}: its runs have nothing to normalise by")
     return float(statistics.median(values))
 
 
