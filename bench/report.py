@@ -1,7 +1,9 @@
 """A Markdown report of a results directory: `python -m bench.report RESULTS_DIR [--replot]`.
 
 Writes RESULTS_DIR/report.md (bench.results.markdown): what ran and where, one table per reported
-metric of the catalogue, the fitted scaling exponents, the unsuccessful runs and the figures.
+metric of the catalogue, what each added language costs, the fitted scaling exponents, the unsuccessful
+runs and the figures; `--readme FILE...` also rewrites those documents' blocks of this directory (`growth:NAME`,
+`table:NAME:COLUMN`, NAME the directory's name), which tests/results/test_readme_sync.py checks.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import argparse
 from pathlib import Path
 
 from bench.errors import exit_on_user_error
-from bench.results.markdown import write_report
+from bench.results.markdown import document_blocks, write_report
+from bench.results.readme_sync import block_names, replace_block
 
 
 @exit_on_user_error
@@ -18,8 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path, help="directory holding results.parquet")
     parser.add_argument("--replot", action="store_true", help="redraw the figures even if they exist")
+    parser.add_argument("--readme", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="also rewrite these documents' blocks of this results directory (growth:NAME, table:NAME:COLUMN)")
     args = parser.parse_args(argv)
     print(f"wrote {write_report(args.results_dir, replot=args.replot)}")
+    blocks = document_blocks(args.results_dir)
+    for document in args.readme:
+        text = document.read_text()
+        names = [name for name in block_names(text) if name in blocks]
+        for name in names:
+            text = replace_block(text, name, blocks[name]())
+        document.write_text(text)
+        print(f"wrote {document} ({len(names)} blocks)")
     return 0
 
 

@@ -31,6 +31,7 @@ from bench.evaluation.references import read_references
 from bench.results.fit import (
     PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
 )  # fmt: skip
+from bench.results.growth import GROWTH_FILE, STEP_COST_FILE, growth_fits, step_cost_fits
 from bench.results.store import load_results, write_table_atomic
 from bench.results.schema import Metric, metrics_where
 from bench.strategies import strategy_names
@@ -394,16 +395,23 @@ def write_fits(fits: pd.DataFrame, results_dir: Path) -> Path:
     return path
 
 
+def write_growth(runs: pd.DataFrame, results_dir: Path) -> None:
+    """The per-language slopes and the step-time-per-token fits (bench.results.growth) beside the power laws."""
+    write_table_atomic(pa.Table.from_pandas(growth_fits(runs), preserve_index=False), Path(results_dir) / GROWTH_FILE)
+    write_table_atomic(pa.Table.from_pandas(step_cost_fits(runs), preserve_index=False), Path(results_dir) / STEP_COST_FILE)
+
+
 def plot_results(results_dir: Path) -> list[Path]:
     """Draw every supported figure of RESULTS_DIR as PNG and SVG; return the written figure paths.
 
-    Also writes RESULTS_DIR/scaling_fit.parquet. Returns [] when no run is usable (all failed).
+    Also writes RESULTS_DIR/scaling_fit.parquet, growth_fit.parquet and step_cost_fit.parquet. Returns [] when no run is usable (all failed).
     """
     results_dir = Path(results_dir)
     table = load_results(results_dir)
     runs, failed = usable_runs(table), failed_runs(table)
     fits = scaling_fits(runs)
     write_fits(fits, results_dir)
+    write_growth(runs, results_dir)
     if runs.empty:
         return []
     out_dir = results_dir / PLOTS_DIR

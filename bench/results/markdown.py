@@ -12,15 +12,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.core.metric_names import EVAL_ROLES, eval_column
 from bench.evaluation.references import read_references
 from bench.results.compare import paired_differences, paper_pattern
 from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
-from bench.results.figures import PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles
+from bench.results.figures import (
+    PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles, write_fits, write_growth,
+)  # fmt: skip
+from bench.results.growth import growth_fits, step_cost_fits
 from bench.results.store import load_results
-from bench.results.schema import metrics_where
+from bench.results.schema import METRIC, METRICS, metrics_where
+from bench.errors import DataError
 
 REPORT_FILE = "report.md"
 CONFIG_FIELDS = [  # (column, label) summarised as the distinct values seen
@@ -113,10 +118,13 @@ def _git(table: pd.DataFrame) -> str:
     return f"{commits} (uncommitted changes present)" if commits and dirty else commits
 
 
-def metric_table(runs: pd.DataFrame, column: str, kind: str, unit: str, order: list[str]) -> tuple[str, str]:
-    """(unit, Markdown table) of one metric: rows strategy (and source), columns L, median [min–max] cells."""
-    summary = seed_summary(runs, column)
-    divisor, unit = display_unit(kind, float(summary["max"].abs().max()), unit)
+def metric_table(runs: pd.DataFrame, column: str, kind: str, unit: str, order: list[str], censored: bool = False) -> tuple[str, str]:
+    """(unit, Markdown table) of one metric: rows strategy (and source), columns L, median [min–max] cells.
+    For a `censored` metric a run that had a target and never reached it counts as not reached (+inf), never
+    dropped: the median is over all runs, and a cell says how many reached it."""
+    summary = censored_summary(runs, column) if censored else seed_summary(runs, column).assign(reached=lambda d: d["n"])
+    finite_max = summary["max"].abs().replace(math.inf, math.nan).max()
+    divisor, unit = display_unit(kind, float(finite_max) if math.isfinite(finite_max) else 0.0, unit)
     levels = sorted(summary["n_languages"].unique())
     rows = []
     for (strategy, source), part in by_strategy(summary, order):
@@ -126,11 +134,28 @@ def metric_table(runs: pd.DataFrame, column: str, kind: str, unit: str, order: l
     return unit, markdown_table(["strategy"] + [f"L={level}" for level in levels], rows)
 
 
+def censored_summary(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (strategy, source, L) over the runs that had a target: median with unreached runs as +inf, the range
+    of the runs that reached it, how many did (`reached`) out of `n`."""
+    targeted = runs[runs["target_value"].notna()] if "target_value" in runs else runs.iloc[0:0]
+    values = pd.to_numeric(targeted[column], errors="coerce").fillna(math.inf)
+    grouped = targeted.assign(value=values).groupby(["strategy", "source", "n_languages"], sort=True)["value"]
+    reached = grouped.apply(lambda v: v[np.isfinite(v)])
+    summary = grouped.agg(median="median", n="count")
+    finite = reached.groupby(level=[0, 1, 2])
+    summary = summary.join(finite.min().rename("min")).join(finite.max().rename("max")).join(finite.count().rename("reached"))
+    return summary.reset_index().fillna({"reached": 0})
+
+
 def _cell(stats: pd.Series, divisor: float) -> str:
-    median = fmt(stats["median"] / divisor)
-    if stats["n"] < 2:
-        return median
-    return f"{median} [{fmt(stats['min'] / divisor)}–{fmt(stats['max'] / divisor)}]"
+    n, reached = int(stats["n"]), int(stats["reached"])
+    if reached == 0:
+        return f"not reached (0/{n})"
+    median = fmt(stats["median"] / divisor) if math.isfinite(stats["median"]) else "not reached"
+    spread = f"{fmt(stats['min'] / divisor)}–{fmt(stats['max'] / divisor)}" if reached >= 2 else fmt(stats["min"] / divisor)
+    if reached < n:
+        return f"{median} ({reached}/{n} reached: {spread})"
+    return f"{median} [{spread}]" if n >= 2 else median
 
 
 def metrics_section(runs: pd.DataFrame) -> str:
@@ -139,7 +164,7 @@ def metrics_section(runs: pd.DataFrame) -> str:
              "Cells: median over seeds [min–max over seeds]; a single number is a single run."]  # fmt: skip
     for metric in metrics_where(reported=True):
         if metric.column in present_metrics(runs, [metric.column]):
-            shown_unit, table = metric_table(runs, metric.column, metric.kind, metric.unit, order)
+            shown_unit, table = metric_table(runs, metric.column, metric.kind, metric.unit, order, metric.censored)
             better = f", {metric.direction} is better"
             parts += [f"### {metric.label}" + (f" ({shown_unit}{better})" if shown_unit else f" ({better[2:]})")
                       + f" — `{metric.column}`", table]  # fmt: skip
@@ -163,6 +188,103 @@ def fits_section(fits: pd.DataFrame, order: list[str]) -> str:
     header = ["metric"] + [s + (" (predicted)" if src == PREDICTED else "") for s, src in pairs]
     note = f"Points per fit: {_distinct(fits, 'n_points')}. Distinct L: {_distinct(fits, 'n_languages_distinct')}."
     return "\n\n".join([intro, markdown_table(header, rows), note])
+
+
+GROWTH_SHOWN = ("step_time_p50_s", "train_s", "peak_tensor_bytes", "peak_rss_bytes")  # the first screen's columns
+MEMORY_PARTS = ("peak_param_bytes", "peak_grad_bytes", "peak_optimizer_bytes", "peak_activation_bytes")
+
+
+def signed(value: float) -> str:
+    """fmt() with an explicit sign, for differences and slopes."""
+    return ("+" if value > 0 else "") + fmt(value)
+
+
+def slope_text(slope: float, low: float, high: float, shape: str, kind: str) -> str:
+    """A per-language slope in readable units with its interval: '+1.77 MiB [+0.677, +2.87]', 'flat [-2.63, +2.43] ms',
+    or 'none (constant)' where every run had the same value."""
+    if not math.isfinite(slope):
+        return "–"
+    if slope == low == high == 0:
+        return "none (constant)"
+    bounded = math.isfinite(low) and math.isfinite(high)
+    divisor, unit = display_unit(kind, max(abs(slope), abs(low), abs(high)) if bounded else abs(slope))
+    interval = f" [{signed(low / divisor)}, {signed(high / divisor)}]" if bounded else ""
+    if shape == "flat":
+        return f"flat{interval} {unit}".rstrip()
+    return f"{signed(slope / divisor)} {unit}{interval}".rstrip() + (" (power law fits better)" if shape == "power" else "")
+
+
+def growth_table(growth: pd.DataFrame, order: list[str], metrics=GROWTH_SHOWN) -> str:
+    """Rows (strategy, vocabulary policy), columns the metrics' cost per added language."""
+    kinds = {m.column: (m.kind, m.label) for m in metrics_where()}
+    metrics = [m for m in metrics if m in set(growth["metric"])]
+    growth = growth.assign(tokenizer_policy=growth["tokenizer_policy"].fillna(""))
+    cells = {(r.strategy, r.source, r.tokenizer_policy, r.metric): slope_text(r.slope, r.slope_ci_low, r.slope_ci_high, r.shape, kinds[r.metric][0])
+             for r in growth.itertuples(index=False)}  # fmt: skip
+    keys = sorted({k[:3] for k in cells}, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1], k[2]))
+    rows = [[strategy + (" (predicted)" if source == PREDICTED else ""), policy] + [cells.get((strategy, source, policy, m), "") for m in metrics]
+            for strategy, source, policy in keys]  # fmt: skip
+    return markdown_table(["strategy", "vocabulary"] + [f"{kinds[m][1]} per added language" for m in metrics], rows)
+
+
+def growth_section(runs: pd.DataFrame, order: list[str]) -> str:
+    """What each added language costs (intercept + slope · L), and what a token costs a step."""
+    growth = growth_fits(runs)
+    if growth.empty:
+        return ""
+    intro = ("## What each added language costs\n\n"
+             "cost ≈ intercept + slope · L over every run (all seeds); the slope, with its 95% interval (a bootstrap "
+             "over seeds from 3 seeds on, else Student's t), is the cost of one more training language. 'flat': the "
+             "interval holds 0, so these runs show no growth. 'power law fits better': a · L^k explains more of the "
+             "variance than a line (by 0.02 R² or more). Every metric, intercept and R² is in `growth_fit.parquet`.")
+    parts = [intro, growth_table(growth, order, GROWTH_SHOWN + MEMORY_PARTS)]
+    steps = step_cost_fits(runs)
+    if not steps.empty:
+        rows = [[r.strategy, r.tokenizer_policy or "", f"{fmt(r.fixed_s * 1e3)} ms", slope_text(r.s_per_token, r.s_per_token_ci_low,
+                 r.s_per_token_ci_high, "flat" if r.s_per_token_ci_low <= 0 <= r.s_per_token_ci_high else "affine", "seconds"),
+                 f"{r.r2:.2f}", f"{r.tokens_per_step_min:,.0f}–{r.tokens_per_step_max:,.0f}"]
+                for r in steps.itertuples(index=False)]  # fmt: skip
+        parts += ["### Median step time against tokens per step (padding included)",
+                  "A narrow token range cannot pin a per-token cost down: read the interval before the slope. "
+                  "Full table: `step_cost_fit.parquet`.",
+                  markdown_table(["strategy", "vocabulary", "fixed cost of a step", "per token", "R²", "tokens per step"], rows)]  # fmt: skip
+    return "\n\n".join(parts)
+
+
+def growth_block(results_dir: Path) -> str:
+    """The README's first-screen table (block `growth:<results dir name>`), from RESULTS_DIR's committed rows."""
+    results_dir = Path(results_dir)
+    runs = usable_runs(load_results(results_dir))
+    runs = runs[runs["source"] != PREDICTED]
+    order = list(strategy_styles(runs["strategy"].dropna().unique()))
+    seeds = runs.groupby(["strategy", "n_languages"]).size()
+    per_point = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    head = (f"From `{results_dir.as_posix()}` ({len(runs)} measured runs, L = {_distinct(runs, 'n_languages')}, "
+            f"{per_point} seeds per point, {_distinct(runs, 'model')} model, "
+            f"{_distinct(runs, 'cpu_model')}; `python -m bench.report {results_dir.as_posix()} --readme README.md` writes this block).")
+    return head + "\n\n" + growth_table(growth_fits(runs), order)
+
+
+def metric_block(results_dir: Path, column: str) -> str:
+    """A document's block `table:<results dir name>:<column>`: one metric's strategy x L table, from RESULTS_DIR."""
+    results_dir = Path(results_dir)
+    metric = METRIC.get(column)
+    if metric is None:
+        raise DataError(f"table block: {column!r} is not a metric of the catalogue (bench/results/schema.py)")
+    runs = usable_runs(load_results(results_dir))
+    order = list(strategy_styles(runs["strategy"].dropna().unique()))
+    unit, table = metric_table(runs, column, metric.kind, metric.unit, order, metric.censored)
+    units = f"{unit}, " if unit else ""
+    how = ("median over seeds, a run that never reached the target counted as not reached [range of those that did]"
+           if metric.censored else "median over seeds [min–max]")
+    return f"{metric.label} ({units}{metric.direction} is better; {how}) — `{column}` in `{results_dir.as_posix()}`:\n\n{table}"
+
+
+def document_blocks(results_dir: Path) -> dict[str, str]:
+    """Every block a document can hold for RESULTS_DIR, by name: its growth table and one table per metric."""
+    name = Path(results_dir).name
+    return {f"growth:{name}": lambda: growth_block(results_dir)} | {
+        f"table:{name}:{m.column}": (lambda column=m.column: metric_block(results_dir, column)) for m in METRICS}
 
 
 def _fit_cell(fit) -> str:
@@ -230,7 +352,7 @@ def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str
     if len(runs):
         order = list(strategy_styles(runs["strategy"].dropna().unique()))
         sections += [metrics_section(runs), references_section(read_references(results_dir)), comparison_section(runs),
-                     fits_section(scaling_fits(runs), order)]  # fmt: skip
+                     growth_section(runs, order), fits_section(scaling_fits(runs), order)]  # fmt: skip
         sections = [s for s in sections if s]
     sections += [failed_section(failed), plots_section(figures)]
     return "\n\n".join(sections) + "\n"
@@ -241,6 +363,8 @@ def write_report(results_dir: Path, replot: bool = False) -> Path:
     results_dir = Path(results_dir)
     table = load_results(results_dir)
     runs, failed = usable_runs(table), failed_runs(table)
+    write_fits(scaling_fits(runs), results_dir)  # the fit files the report cites, even when no figure is redrawn
+    write_growth(runs, results_dir)
     plan = figure_plan(runs, failed, scaling_fits(runs)) if len(runs) else []
     if replot or any(not (results_dir / PLOTS_DIR / f"{stem}.png").is_file() for stem, _, _ in plan):
         drawn = {p.stem for p in plot_results(results_dir)}

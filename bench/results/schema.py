@@ -261,10 +261,11 @@ class Metric:
     kind: str  # seconds | bytes | rate | score: how values are scaled for display
     direction: str  # "lower" or "higher": which way is better
     unit: str = ""  # shown as given for rates and scores ("samples/s"); seconds and bytes get s/ms, MiB/GiB
-    fitted: bool = False  # a power-law exponent against the number of languages (scaling_fit.parquet)
+    fitted: bool = False  # fitted against the number of languages: power law (scaling_fit) and per-language slope (growth_fit)
     gate: str | None = None  # bench.check: "tensor" (±tolerance), "rss" (+tolerance), "info" (reported only)
     figure: str | None = None  # the figure it is drawn in (bench.results.figures)
     reported: bool = False  # a table of its own in report.md
+    censored: bool = False  # missing where a run never got there (target set, not reached): counted, never dropped
 
 
 def _quality(role: str) -> tuple[Metric, ...]:
@@ -289,7 +290,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("train_s", "Training time per run", "seconds", "lower", fitted=True, reported=True),
     Metric("train_s_per_example", "Training time per example", "seconds", "lower", fitted=True,
            figure="train_time_per_example", reported=True),  # fmt: skip
-    Metric("step_time_p50_s", "Median step time", "seconds", "lower", gate="info"),
+    Metric("step_time_p50_s", "Median step time", "seconds", "lower", fitted=True, gate="info"),
     Metric("samples_per_s", "Throughput", "rate", "higher", "samples/s", fitted=True, figure="throughput", reported=True),
     Metric("tokens_per_s", "Throughput incl. padding", "rate", "higher", "tokens/s", fitted=True, figure="throughput",
            reported=True),  # fmt: skip
@@ -303,10 +304,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_rss_bytes", "Peak RSS", "bytes", "lower", fitted=True, gate="rss", figure="peak_rss", reported=True),
     *(metric for role in EVAL_ROLES for metric in _quality(role)),
     Metric("steps_to_target", "Steps to the target quality", "rate", "lower", "steps", fitted=True, figure="cost_to_target",
-           reported=True),  # fmt: skip
-    Metric("samples_to_target", "Samples to the target quality", "rate", "lower", "samples", fitted=True),
+           reported=True, censored=True),  # fmt: skip
+    Metric("samples_to_target", "Samples to the target quality", "rate", "lower", "samples", fitted=True, censored=True),
     Metric("train_s_to_target", "Training time to the target quality", "seconds", "lower", fitted=True,
-           figure="cost_to_target", reported=True),  # fmt: skip
+           figure="cost_to_target", reported=True, censored=True),  # fmt: skip
 )
 METRIC = {m.column: m for m in METRICS}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import PROJECT_ROOT
@@ -9,6 +11,7 @@ from bench.errors import DataError
 from bench.results.readme_sync import block_names, read_block, replace_block
 
 README = PROJECT_ROOT / "README.md"
+DOCUMENTS = [README, *sorted((PROJECT_ROOT / "docs").glob("*.md"))]  # every page a reader takes numbers from
 
 
 def regenerate(name: str) -> str:
@@ -22,14 +25,20 @@ def regenerate(name: str) -> str:
         results_dir = PROJECT_ROOT / claims.results_dir
         frame = evaluate_claims(claims, load_arms(claims, results_dir))
         return readme_block(frame, claims, claims.results_dir)
+    if kind in ("growth", "table"):
+        from bench.results.markdown import document_blocks
+
+        return document_blocks(Path("results") / experiment.split(":")[0])[name]()
     raise AssertionError(f"README block {name!r} has no generator in this test")
 
 
-@pytest.mark.parametrize("name", block_names(README.read_text()))
-def test_every_generated_block_matches_its_files(name, monkeypatch):
+@pytest.mark.parametrize(("document", "name"), [(d, n) for d in DOCUMENTS for n in block_names(d.read_text())],
+                         ids=lambda value: value.name if isinstance(value, Path) else value)
+def test_every_generated_block_matches_its_files(document, name, monkeypatch):
     monkeypatch.chdir(PROJECT_ROOT)
-    assert read_block(README.read_text(), name) == regenerate(name), (
-        f"README block {name} differs from its files: regenerate it (python -m bench.verdict conf/claims/... --readme README.md)")
+    assert read_block(document.read_text(), name) == regenerate(name), (
+        f"{document.name}: block {name} differs from its files: regenerate it "
+        "(python -m bench.verdict conf/claims/... --readme FILE, or python -m bench.report results/... --readme FILE)")
 
 
 def test_an_edited_cell_is_caught():

@@ -80,3 +80,29 @@ def test_cli_subprocess_missing_directory(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bench.report", str(tmp_path / "nope")], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def _target_runs(values: list[float | None]):
+    import pandas as pd
+
+    return pd.DataFrame({"strategy": "monolingual", "source": "measured", "n_languages": 2, "seed": range(len(values)),
+                         "target_value": 0.7, "train_s_to_target": values})  # fmt: skip
+
+
+def test_a_run_that_never_reached_the_target_is_counted_not_dropped():
+    from bench.results.markdown import metric_table
+
+    def cell(values):
+        _, table = metric_table(_target_runs(values), "train_s_to_target", "seconds", "", ["monolingual"], censored=True)
+        return table.splitlines()[-1].split(" | ")[1].rstrip(" |")
+
+    assert cell([22.5, 44.0, None]) == "44.0 (2/3 reached: 22.5–44.0)"  # dropping it would give 33.2
+    assert cell([22.5, None]) == "not reached (1/2 reached: 22.5)"  # the median run never got there
+    assert cell([None, None, None]) == "not reached (0/3)"
+    assert cell([10.0, 20.0, 30.0]) == "20.0 [10.0–30.0]"
+
+
+def test_growth_section_reports_cost_per_added_language(full_report):
+    _, text = full_report
+    assert "## What each added language costs" in text
+    assert re.search(r"\| hybrid \| [\w-]* \| (flat \[|[+-])", text)
