@@ -28,10 +28,10 @@ import torch
 from bench.config import RunConfig, plan_runs
 from bench.errors import BenchError, exit_on_user_error
 from bench.measure.memory import MemoryPeak, peak_rss_bytes
-from bench.measure.profiler import provenance_fields
+from bench.measure.profiler import RunProfiler, provenance_fields
 from bench.models.encoder import count_parameters
 from bench.results.schema import RunRecord
-from bench.stages import device_type, fake_peak, prepare_data, probed_batch
+from bench.stages import RunPipeline, device_type, fake_peak
 
 GiB = 1024**3
 MiB = 1024**2
@@ -112,16 +112,18 @@ class Prediction:
         }
 
 
-def predict_memory(cfg: RunConfig) -> Prediction:
-    """Predict the tracked step's peak tensor memory of `cfg` on its target device, allocating nothing."""
+def predict_memory(cfg: RunConfig, profiler: RunProfiler | None = None) -> Prediction:
+    """Predict the tracked step's peak tensor memory of `cfg` on its target device, allocating nothing;
+    the run's stages (data, tokenizer) are timed in `profiler` when one is given."""
     started = time.perf_counter()
     target = device_type(cfg.device)
     if target == "cpu" and cfg.train.mixed_precision == "fp16":
         raise BenchError("train.mixed_precision=fp16 needs CUDA; predict with device=cuda or use bf16")
     if cfg.train.devices > 1:
         raise BenchError("train.devices>1: bench.predict models one device (DDP's gradient buckets and gathered negatives are not modelled)")
-    prepared = prepare_data(cfg)
-    step, batch = probed_batch(cfg, prepared)
+    pipeline = RunPipeline(cfg, profiler)
+    prepared = pipeline.prepared
+    step, batch = pipeline.probed_batch()
     host_process_bytes = peak_rss_bytes(include_children=False)  # before any model exists, fake or not
     peak, objective, accelerator = fake_peak(cfg, prepared, batch)
     if target == "cuda":
@@ -145,10 +147,10 @@ def predict_memory(cfg: RunConfig) -> Prediction:
 
 def predict_row(cfg: RunConfig, record: RunRecord) -> RunRecord:
     """mode=predict: the memory columns from one step on fake tensors; nothing is trained or allocated."""
-    started = time.perf_counter()
     torch.set_num_threads(cfg.train.threads)
-    record.update(**predict_memory(cfg).record_fields(), **provenance_fields(torch.device("cpu")))
-    record.update(wall_s=time.perf_counter() - started)
+    profiler = RunProfiler(torch.device("cpu"), cfg.train.mixed_precision, cfg.profiler.contention_threshold)
+    record.update(**predict_memory(cfg, profiler).record_fields(), **provenance_fields(torch.device("cpu")))
+    record.update(**profiler.stage_fields())  # wall_s, data_s, tokenizer_s like a measured row's, and contention
     return record
 
 

@@ -36,8 +36,8 @@ from bench.predict import predict_row
 from bench.results.schema import SUCCESS, RunRecord
 from bench.results.store import ensure_writable_dir, read_run, write_run
 from bench.stages import (
-    build_objective, build_optimizer, build_scheduler, choose_probed_step, evaluation_encoder, quality_curve, describe, load_eval_sets, make_collate, plan_batches, prepare_data,
-    resolve_device, unk_fields,
+    RunPipeline, build_objective, build_optimizer, build_scheduler, describe, evaluation_encoder, quality_curve, resolve_device,
+    unk_fields,
 )  # fmt: skip
 from bench.strategies.sampling import BatchStats
 from bench.training.distributed import all_gather_numbers, all_sum, is_main_rank, shard_batch
@@ -55,12 +55,10 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
                   bf16_support=bf16_support(device.type), **provenance_fields(accelerator.device))  # fmt: skip
     warn_if_emulated_bf16(cfg, record.bf16_support)
 
-    prepared = prepare_data(cfg, profiler)
-    with profiler.stage("data"):  # evaluation sets are data too: their loading is timed with it (files parsed once)
-        eval_sets = load_eval_sets(cfg)
+    pipeline = RunPipeline(cfg, profiler)
+    prepared, eval_sets, plan = pipeline.prepared, pipeline.eval_sets, pipeline.plan
     record.update(vocab_size=prepared.tokenizer.vocab_size, tokenizer_name=prepared.tokenizer.name,
                   **unk_fields(prepared.tokenizer, eval_sets))  # fmt: skip
-    plan = plan_batches(cfg, prepared.pairs)  # the global batches, identical on every rank
     stats = BatchStats.of(plan)
     record.update(mono_batch_fraction=stats.mono_batch_fraction, cross_pair_fraction=stats.cross_pair_fraction,
                   languages_seen=",".join(stats.languages_seen))  # fmt: skip
@@ -83,10 +81,9 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
             with profiler.excluded("curve_eval"):
                 curve.measure(step, text_encoder)
 
-    collate = make_collate(cfg, prepared)
-    roles = StepRoles(cfg.train.warmup_steps, choose_probed_step(cfg, plan, collate, prepared))  # global: every rank probes the same step
+    roles = StepRoles(cfg.train.warmup_steps, pipeline.probed_step)  # global: every rank probes the same step
     with profiler.training_window():
-        outcome = train(objective, optimizer, local_plan, collate, accelerator, roles,
+        outcome = train(objective, optimizer, local_plan, pipeline.collate, accelerator, roles,
                         cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step)  # fmt: skip
     record.update(loss_curve=outcome.losses, final_loss=outcome.losses[-1] if outcome.losses else None)
     record.update(**profiler.training_fields(outcome.timing, outcome.probe, world, record.device_name, global_work(outcome.work)))

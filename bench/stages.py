@@ -1,8 +1,10 @@
 """The stages of a run, in order: data -> tokenizer -> batch plan -> model -> objective -> probed step.
 
-Two scenarios run over these same stages: `bench.run` measures a real run and `bench.predict`
-replays its probed step on fake tensors. Each stage takes the typed `RunConfig` and returns plain
-objects; none of them launches, times or writes anything.
+Each stage takes the typed `RunConfig` and returns plain objects; none of them launches or writes
+anything. `RunPipeline` strings them together for one run: every product (parsed data, tokenizer,
+evaluation sets, batch plan, collation, probed step) is built once, on first use, inside its timed
+stage, and handed on. Two scenarios use the one pipeline: `bench.run` measures a real run and
+`bench.predict` replays its probed step on fake tensors.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 
 import torch
@@ -274,14 +277,42 @@ def pareto_front(drivers: dict[int, tuple[int, ...]]) -> list[int]:
     return sorted(step for value, step in first.items() if value not in dominated)
 
 
-def probed_batch(cfg: RunConfig, prepared: Prepared) -> tuple[int, Batch]:
-    """The step a run would track and that step's real collated batch (what `bench.predict` replays)."""
-    plan = plan_batches(cfg, prepared.pairs)
-    collate = make_collate(cfg, prepared)
-    step = choose_probed_step(cfg, plan, collate, prepared)
-    if step is None:
-        raise BenchError(f"nothing to predict: a run of {cfg.steps} step(s) tracks no step; raise train.steps or train.steps_per_language")
-    return step, collate(step, plan[step])
+class RunPipeline:
+    """One run's products, each built once on first use and timed in its stage of `profiler` (if any)."""
+
+    def __init__(self, cfg: RunConfig, profiler=None) -> None:
+        self.cfg, self.profiler = cfg, profiler
+
+    @cached_property
+    def prepared(self) -> Prepared:
+        """Training split, pairs, tokenizer, tokenised texts (stages data and tokenizer)."""
+        return prepare_data(self.cfg, self.profiler)
+
+    @cached_property
+    def eval_sets(self) -> list[EvalSet]:
+        with _stage(self.profiler, "data"):  # evaluation sets are data too: their loading is timed with it
+            return load_eval_sets(self.cfg)
+
+    @cached_property
+    def plan(self) -> list[PairBatch]:
+        """The global batches, step by step: identical on every rank."""
+        return plan_batches(self.cfg, self.prepared.pairs)
+
+    @cached_property
+    def collate(self) -> Collate:
+        return make_collate(self.cfg, self.prepared)
+
+    @cached_property
+    def probed_step(self) -> int | None:
+        """The step whose memory is tracked (`choose_probed_step`); None for a run too short to have one."""
+        return choose_probed_step(self.cfg, self.plan, self.collate, self.prepared)
+
+    def probed_batch(self) -> tuple[int, Batch]:
+        """The probed step and its real collated batch (what `bench.predict` replays)."""
+        step = self.probed_step
+        if step is None:
+            raise BenchError(f"nothing to predict: a run of {self.cfg.steps} step(s) tracks no step; raise train.steps or train.steps_per_language")
+        return step, self.collate(step, self.plan[step])
 
 
 def _stage(profiler, name: str):

@@ -68,3 +68,13 @@ def test_a_run_parses_each_data_file_once(tmp_path):
     assert len(lareqa.PARSES) == len(cfg.data.files) == 11  # every language file of XQuAD-R was read...
     assert set(lareqa.PARSES.values()) == {1}  # ...once (before: 3 times each, plus once more per curve)
     assert record.data_s > 0
+
+
+def test_a_predicted_row_records_its_stages_like_a_measured_one(tmp_path):
+    """mode=predict goes through the same pipeline: its data and tokenizer stages are timed into the row."""
+    cfg = compose("mode=predict", "languages=2", "eval=none", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1",
+                  "train.batch_size=8", "train.threads=1", f"results.dir={tmp_path}")  # fmt: skip
+    record = run_and_record(cfg)
+    assert record.status == "predicted", record.error_message
+    assert record.data_s > 0 and record.tokenizer_s > 0
+    assert record.wall_s >= record.data_s + record.tokenizer_s
