@@ -23,7 +23,7 @@ from bench import PROJECT_ROOT
 from bench.config.run_config import RunConfig
 from bench.data.lareqa import load_lareqa
 from bench.errors import ConfigError
-from bench.strategies import strategy_names
+from bench.strategies import default_strategy_names, strategy_names
 
 CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -96,7 +96,7 @@ def expand_sweep(config_name: str, argv: list[str]) -> list[list[str]]:
 
 def _product(axes_cfg: dict, parsed, argv: list[str]) -> list[list[str]]:
     given = {o.key_or_group for o in parsed}
-    lines = [] if "strategy" in given | set(axes_cfg) else [f"strategy={','.join(strategy_names())}"]
+    lines = [] if "strategy" in given | set(axes_cfg) else [f"strategy={','.join(default_strategy_names())}"]
     lines += [f"{key}={value}" for key, value in axes_cfg.items() if key not in given] + list(argv)
     axes = [[f"{o.get_key_element()}={value}" for value in _values(o)] for o in parse_overrides(lines)]
     return [list(run) for run in itertools.product(*axes)]

@@ -55,6 +55,7 @@ class Strategy:
     name: ClassVar[str]
     objective: ClassVar[str]  # "contrastive" or "mlm", recorded in every row
     order: ClassVar[int]  # position in tables and plots
+    in_default_sweep: ClassVar[bool] = True  # False: an opt-in arm, swept only when named (or by strategy=glob(*))
     min_languages: ClassVar[int] = 1
     compared_with: ClassVar[tuple[str, ...]] = ()  # strategies reports set this one against, paired by seed
     paper_claims: ClassVar[tuple[PaperClaim, ...]] = ()  # what the literature says it does against them

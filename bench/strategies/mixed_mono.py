@@ -36,6 +36,7 @@ class MixedMonolingualBatchSampler(BatchSampler):
 class MixedMonolingual(ContrastiveStrategy):
     name = "mixed-mono"
     order = 40
+    in_default_sweep = False  # LAReQA's X-X, an extra arm: experiments and the memory check name it (glob(*))
 
     def sampler(self, index: ParallelIndex, batch_size: int, seed: int) -> BatchSampler:
         return MixedMonolingualBatchSampler(index, batch_size, seed)

@@ -38,6 +38,11 @@ def strategy_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY, key=lambda name: (_REGISTRY[name].order, name)))
 
 
+def default_strategy_names() -> tuple[str, ...]:
+    """The strategies a sweep runs when none is named: every registered one but the opt-in arms."""
+    return tuple(name for name in strategy_names() if _REGISTRY[name].in_default_sweep)
+
+
 def strategy_class(name: str) -> type:
     """The class registered as `name`, or a one-line error listing the valid names."""
     names = strategy_names()

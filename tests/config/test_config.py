@@ -9,7 +9,7 @@ import pytest
 from bench.config import RunConfig
 from bench.config.compose import expand_sweep, plan_runs, shuffled
 from bench.errors import ConfigError
-from bench.strategies import strategy_names
+from bench.strategies import default_strategy_names, strategy_names
 
 
 def test_default_config_validates():
@@ -32,10 +32,19 @@ def test_fixed_budget_does_not_grow_with_languages():
     assert small.config.steps == large.config.steps == 7
 
 
-def test_sweep_expands_every_registered_strategy_times_language_counts():
+def test_sweep_expands_the_default_strategies_times_language_counts():
     runs = expand_sweep("config", ["languages=2,4,8,11"])
-    assert len(runs) == 4 * len(strategy_names())
-    assert {r[0] for r in runs} == {f"strategy={s}" for s in strategy_names()}
+    assert default_strategy_names() == ("monolingual", "crosslingual", "hybrid", "mbert")  # mixed-mono is opt-in
+    assert len(runs) == 4 * len(default_strategy_names())
+    assert {r[0] for r in runs} == {f"strategy={s}" for s in default_strategy_names()}
+    every = expand_sweep("config", ["strategy=glob(*)", "languages=2"])
+    assert {r[0] for r in every} == {f"strategy={s}" for s in strategy_names()}  # glob(*) names the opt-in arms too
+
+
+def test_the_memory_check_grid_holds_every_registered_strategy():
+    runs = expand_sweep("check", [])
+    assert {o for r in runs for o in r if o.startswith("strategy=")} == {f"strategy={s}" for s in strategy_names()}
+    assert len(runs) == 2 * len(strategy_names())
 
 
 def test_command_line_strategy_replaces_the_default_axis():
@@ -46,8 +55,10 @@ def test_command_line_strategy_replaces_the_default_axis():
 
 
 def test_config_axes_come_from_the_config_and_yield_to_the_command_line():
-    assert {tuple(r[1:]) for r in expand_sweep("check", [])} == {("languages=2",), ("languages=4",)}
-    assert {tuple(r[1:]) for r in expand_sweep("check", ["languages=3"])} == {("languages=3",)}
+    languages = lambda runs: {o for r in runs for o in r if o.startswith("languages=")}  # noqa: E731
+    assert languages(expand_sweep("check", [])) == {"languages=2", "languages=4"}
+    narrowed = expand_sweep("check", ["languages=3", "strategy=hybrid"])
+    assert narrowed == [["strategy=hybrid", "languages=3"]] or narrowed == [["languages=3", "strategy=hybrid"]]
 
 
 def test_a_run_config_survives_the_trip_to_its_child_process():
@@ -63,7 +74,7 @@ def test_sweep_order_is_seeded_random_and_covers_every_run():
     first, again, other = shuffled(planned, 0), shuffled(planned, 0), shuffled(planned, 1)
     assert first == again and first != other and sorted(map(id, first)) == sorted(map(id, planned))
     strategies = [p.config.strategy.name for p in first]
-    assert strategies[: len(strategy_names())] != list(strategy_names())  # not strategy by strategy
+    assert strategies[: len(default_strategy_names())] != list(default_strategy_names())  # not strategy by strategy
 
 
 def test_config_hash_ignores_results_dir_but_not_seed():
@@ -125,3 +136,14 @@ def test_cli_prints_one_line_and_exits_2(entry, override, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not any(tmp_path.iterdir()), "nothing may be written for invalid input"
+
+
+def test_the_scaling_experiment_crosses_every_strategy_with_both_vocabulary_policies():
+    """conf/experiment/scaling.yaml: 5 strategies x 4 L x 3 seeds x {fixed, growing vocabulary}, 60 steps at every L."""
+    planned = plan_runs("config", ["+experiment=scaling"], sweep=True)
+    configs = [p.config for p in planned]
+    assert len(configs) == len(strategy_names()) * 4 * 3 * 2
+    assert {c.tokenizer.policy for c in configs} == {"shared-all", "selected-scaled"}
+    assert {c.steps for c in configs} == {60} and not any(c.eval.enabled for c in configs)
+    assert {len(c.languages) for c in configs} == {2, 4, 8, 11} and {c.seed for c in configs} == {0, 1, 2}
+    assert {c.results.dir for c in configs} == {"results/scaling"}
