@@ -31,6 +31,7 @@ from bench.evaluation.references import read_references
 from bench.results.fit import (
     PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
 )  # fmt: skip
+from bench.results.devices import DEVICE_GIB, predicted_rows
 from bench.results.growth import GROWTH_FILE, STEP_COST_FILE, growth_fits, step_cost_fits
 from bench.results.store import load_results, write_table_atomic
 from bench.results.schema import Metric, metrics_where
@@ -351,6 +352,41 @@ def loss_curve_figure(runs: pd.DataFrame, failed: pd.DataFrame, styles) -> Figur
     return fig
 
 
+def device_figure(runs: pd.DataFrame, failed: pd.DataFrame, styles) -> Figure | None:
+    """Predicted training memory (tensor peak + margin) against L, one panel per model and target device,
+    with the memory of common GPUs drawn across: which strategy fits which device up to which L."""
+    rows = predicted_rows(runs)
+    if rows.empty:
+        return None
+    panel_keys = ["model", "batch_size", "mixed_precision"]
+    panels = sorted(rows.groupby(panel_keys).groups)
+    fig, axes = _new_figure(len(panels), "Predicted peak GPU memory in training against L (tensor peak + margin)",
+                            nrows=math.ceil(len(panels) / 3), width=5.2)  # fmt: skip
+    for ax, (model, batch, precision) in zip(axes, panels):
+        part = rows[(rows[panel_keys] == (model, batch, precision)).all(axis=1)]
+        for strategy, group in part.groupby("strategy"):
+            if strategy not in styles:
+                continue
+            medians = group.groupby("n_languages")["total_gib"].median()
+            colour, marker = styles[strategy]
+            ax.plot(medians.index, medians.to_numpy(), color=colour, marker=marker, label=strategy)
+        top = float(part["total_gib"].max())
+        ceiling = next((gib for gib in DEVICE_GIB if gib >= top), top)  # up to the first device that holds every point
+        for gib in (g for g in DEVICE_GIB if g <= ceiling):
+            ax.axhline(gib, color="#888888", linestyle="--", linewidth=0.9)
+            ax.annotate(f"{gib} GiB", (0.01, gib), xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="#555555")
+        ax.set_ylim(0, max(ceiling, top) * 1.08)
+        _set_l_axis(ax, sorted(part["n_languages"].unique()), log=True)
+        ax.set_ylabel("predicted GiB")
+        ax.set_title(f"{model}, batch {batch}, {'fp32' if precision == 'no' else precision}")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="strategy")
+    note = ("Predicted on fake tensors (bench/predict.py), nothing allocated: on CPU in fp32 equal to a measured run's "
+            "tensor peak to the byte;\non CUDA emulated kernels, expected error ±5%, not yet measured on a GPU. "
+            "Margin: CUDA context, workspaces, 10% fragmentation.")  # fmt: skip
+    _add_footnote(fig, note + _failed_note(failed))
+    return fig
+
+
 def _failed_note(failed: pd.DataFrame) -> str:
     if not len(failed):
         return ""
@@ -386,6 +422,8 @@ def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
         if has(eval_column(role, "map_multi")) and has("train_s", "wall_s"):
             plan.append((f"cost_quality_{role}", f"Cost vs quality ({ROLE_NAMES[role]})",
                          lambda r=role: cost_quality_figure(r, runs, failed, styles, references)))  # fmt: skip
+    if not predicted_rows(runs).empty:
+        plan.append(("device_fit", "Predicted memory against GPU sizes", lambda: device_figure(runs, failed, styles)))
     return plan
 
 

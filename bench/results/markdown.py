@@ -22,6 +22,7 @@ from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_f
 from bench.results.figures import (
     PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles, write_fits, write_growth,
 )  # fmt: skip
+from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
 from bench.results.growth import growth_fits, step_cost_fits
 from bench.results.store import load_results
 from bench.results.schema import METRIC, METRICS, metrics_where
@@ -265,6 +266,41 @@ def growth_block(results_dir: Path) -> str:
     return head + "\n\n" + growth_table(growth_fits(runs), order)
 
 
+def device_table(runs: pd.DataFrame) -> str:
+    """Per model and strategy: predicted GiB at the smallest and largest L, and up to which L each GPU size fits."""
+    fits = device_fit(runs)
+    if fits.empty:
+        return ""
+    order = list(strategy_styles(fits["strategy"].unique()))
+    fits = fits.assign(rank=fits["strategy"].map(order.index)).sort_values(["model", "batch_size", "mixed_precision", "rank"])
+    rows = [[r.model, r.batch_size, r.strategy, f"{r.device_type}, {'fp32' if r.mixed_precision == 'no' else r.mixed_precision}",
+             f"{r.total_gib_min:.2f} (L={r.n_languages_min})", f"{r.total_gib_max:.2f} (L={r.n_languages_max})",
+             *(fit_text(getattr(r, f"fits_{gib}gib"), r.n_languages_max) for gib in DEVICE_GIB)]
+            for r in fits.itertuples(index=False)]  # fmt: skip
+    return markdown_table(["model", "batch", "strategy", "target", "GiB at fewest L", "GiB at most L", *(f"fits {gib} GiB" for gib in DEVICE_GIB)], rows)
+
+
+def device_section(runs: pd.DataFrame) -> str:
+    table = device_table(runs)
+    if not table:
+        return ""
+    intro = ("## Which GPU fits, up to which L (predicted)\n\n"
+             "Predicted rows (`mode=predict`, nothing allocated): the tracked step's tensor peak plus the margin a tensor "
+             "tracker cannot see (on CUDA: context 512 MiB, workspaces, 10% fragmentation). 'to L=n': the largest predicted "
+             "language count whose total fits, every smaller one fitting too. On CPU in fp32 a prediction equals a measured "
+             "run's tensor peak to the byte (tested); on CUDA the kernels are emulated (expected error ±5%, not yet measured on a GPU).")
+    return intro + "\n\n" + table
+
+
+def devices_block(results_dir: Path) -> str:
+    """A document's block `devices:<results dir name>`: the device-fit table of RESULTS_DIR's predicted rows."""
+    results_dir = Path(results_dir)
+    runs = usable_runs(load_results(results_dir))
+    head = (f"From `{results_dir.as_posix()}` ({len(predicted_rows(runs))} predicted rows; "
+            f"`python -m bench.report {results_dir.as_posix()} --readme FILE` writes this block).")
+    return head + "\n\n" + (device_table(runs) or "No predicted rows.")
+
+
 def metric_block(results_dir: Path, column: str) -> str:
     """A document's block `table:<results dir name>:<column>`: one metric's strategy x L table, from RESULTS_DIR."""
     results_dir = Path(results_dir)
@@ -283,7 +319,7 @@ def metric_block(results_dir: Path, column: str) -> str:
 def document_blocks(results_dir: Path) -> dict[str, str]:
     """Every block a document can hold for RESULTS_DIR, by name: its growth table and one table per metric."""
     name = Path(results_dir).name
-    return {f"growth:{name}": lambda: growth_block(results_dir)} | {
+    return {f"growth:{name}": lambda: growth_block(results_dir), f"devices:{name}": lambda: devices_block(results_dir)} | {
         f"table:{name}:{m.column}": (lambda column=m.column: metric_block(results_dir, column)) for m in METRICS}
 
 
@@ -352,7 +388,7 @@ def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str
     if len(runs):
         order = list(strategy_styles(runs["strategy"].dropna().unique()))
         sections += [metrics_section(runs), references_section(read_references(results_dir)), comparison_section(runs),
-                     growth_section(runs, order), fits_section(scaling_fits(runs), order)]  # fmt: skip
+                     growth_section(runs, order), device_section(runs), fits_section(scaling_fits(runs), order)]  # fmt: skip
         sections = [s for s in sections if s]
     sections += [failed_section(failed), plots_section(figures)]
     return "\n\n".join(sections) + "\n"
