@@ -168,3 +168,10 @@ def test_104_languages(xquad, record_property):
     record_property("build_104_s", round(time.perf_counter() - start, 2))
     assert big.n_questions() == 104 * 1190
     assert len(big.languages) == 104 and big.languages[-1] == "x103"
+
+
+def test_rendering_only_some_languages_gives_them_exactly_as_in_the_full_set(xquad, synth):
+    """A run's languages alone (what a selected vocabulary needs): each identical to its copy in the full set."""
+    some = synthesize(xquad, N, only=["x001", synth.languages[-1]])
+    assert some.languages == ("x001", synth.languages[-1])
+    assert some.by_lang == {code: synth.by_lang[code] for code in some.languages}
