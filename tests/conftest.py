@@ -42,6 +42,15 @@ def xquad_split(xquad):
     return split_by_article(xquad, 0.25)
 
 
+def quick_run(steps: int, batch_size: int, threads: int = 1, warmup: int | None = None, max_length: int | None = None) -> list[str]:
+    """The overrides every fast test's run shares, written once: a fixed budget of `steps`, a small batch, its
+    threads, no FLOP counting; a test adds what it is about (strategy, languages, evaluation, results.dir)."""
+    overrides = ["train.budget=fixed", f"train.steps={steps}", f"train.batch_size={batch_size}", f"train.threads={threads}",
+                 "profiler.count_flops=false"]  # fmt: skip
+    overrides += [f"train.warmup_steps={warmup}"] if warmup is not None else []
+    return overrides + ([f"train.max_length={max_length}"] if max_length is not None else [])
+
+
 def compose(*overrides: str):
     """One run's validated config from conf/ and overrides (what `python -m bench.run` would run)."""
     from bench.config import plan_runs

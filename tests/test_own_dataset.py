@@ -16,7 +16,7 @@ from accelerate.state import AcceleratorState
 
 from bench import PROJECT_ROOT
 from bench.run import run_and_record
-from tests.conftest import compose
+from tests.conftest import compose, quick_run
 
 ARTICLES = 8  # enough for a held-out part (25%: 2 articles) and training pairs
 
@@ -51,9 +51,8 @@ def test_an_unseen_language_is_trained_on_and_evaluated(tmp_path):
     AcceleratorState._reset_state(reset_partial_state=True)
     write_dataset(tmp_path / "mydata")
     cfg = compose("data.name=mydata", f"data.root={tmp_path / 'mydata'}", "data.languages=[en,de,xx]", "languages=[en,xx]",
-                  "strategy=hybrid", "train.budget=fixed", "train.steps=6", "train.batch_size=8", "train.threads=1",
-                  f"tokenizer.cache_dir={tmp_path / 'vocab'}", "tokenizer.vocab_size=3000", "profiler.count_flops=false",
-                  f"results.dir={tmp_path / 'results'}")  # fmt: skip
+                  "strategy=hybrid", *quick_run(steps=6, batch_size=8), f"tokenizer.cache_dir={tmp_path / 'vocab'}",
+                  "tokenizer.vocab_size=3000", f"results.dir={tmp_path / 'results'}")  # fmt: skip
     record = run_and_record(cfg)
     assert record.status == "ok", record.error_message
     assert record.languages_seen == "en,xx"

@@ -16,10 +16,10 @@ from bench.measure.fake import CudaKernels
 from bench.predict import GiB, parse_bytes, predict_memory
 from bench.run import run_and_record
 from bench.results.schema import RunRecord
+from tests.conftest import quick_run
 
 # Few steps of a small batch: the real run takes seconds, and still tracks step 2 or 3 after warm-up.
-QUICK = ["eval=none", "device=cpu", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1", "train.batch_size=16",
-         "train.max_length=64", "train.threads=1", "profiler.count_flops=false", "profiler.measure_energy=false"]  # fmt: skip
+QUICK = ["eval=none", "device=cpu", *quick_run(steps=4, batch_size=16, warmup=1, max_length=64), "profiler.measure_energy=false"]
 
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerator")

@@ -13,7 +13,7 @@ from bench.run import run_and_record
 from bench.strategies import strategy_names
 from bench.stages import build_objective, build_optimizer, make_collate, pareto_front, plan_batches, prepare_data
 from bench.training.loop import train_step
-from tests.conftest import compose
+from tests.conftest import compose, quick_run
 
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerator")
@@ -27,9 +27,8 @@ def test_pareto_front_keeps_undominated_driver_tuples_earliest_first():
 @pytest.mark.parametrize("strategy", strategy_names())  # every registered strategy, a new one included
 def test_the_probed_step_is_the_maximum_over_every_step(strategy, tmp_path):
     """Track every step of a short run for real: the run's peak_tensor_bytes is their maximum."""
-    cfg = compose(f"strategy={strategy}", "languages=4", "eval=none", "train.budget=fixed", "train.steps=10",
-                  "train.warmup_steps=1", "train.batch_size=16", "train.max_length=64", "train.threads=1",
-                  "profiler.count_flops=false", f"results.dir={tmp_path}")  # fmt: skip
+    cfg = compose(f"strategy={strategy}", "languages=4", "eval=none", *quick_run(steps=10, batch_size=16, warmup=1, max_length=64),
+                  f"results.dir={tmp_path}")  # fmt: skip
     record = run_and_record(cfg)
     assert record.status == "ok", record.error_message
 
@@ -60,8 +59,7 @@ def test_a_run_parses_each_data_file_once(tmp_path):
 
     lareqa.parsed_file.cache_clear()
     lareqa.PARSES.clear()
-    cfg = compose("languages=2", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1", "train.batch_size=8",
-                  "train.threads=1", "profiler.count_flops=false", "eval.curve.every_steps=2", "eval.curve.articles=1",
+    cfg = compose("languages=2", *quick_run(steps=4, batch_size=8, warmup=1), "eval.curve.every_steps=2", "eval.curve.articles=1",
                   f"results.dir={tmp_path}")  # fmt: skip
     record = run_and_record(cfg)
     assert record.status == "ok", record.error_message
@@ -72,8 +70,7 @@ def test_a_run_parses_each_data_file_once(tmp_path):
 
 def test_a_predicted_row_records_its_stages_like_a_measured_one(tmp_path):
     """mode=predict goes through the same pipeline: its data and tokenizer stages are timed into the row."""
-    cfg = compose("mode=predict", "languages=2", "eval=none", "train.budget=fixed", "train.steps=4", "train.warmup_steps=1",
-                  "train.batch_size=8", "train.threads=1", f"results.dir={tmp_path}")  # fmt: skip
+    cfg = compose("mode=predict", "languages=2", "eval=none", *quick_run(steps=4, batch_size=8, warmup=1), f"results.dir={tmp_path}")
     record = run_and_record(cfg)
     assert record.status == "predicted", record.error_message
     assert record.data_s > 0 and record.tokenizer_s > 0

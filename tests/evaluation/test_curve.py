@@ -12,7 +12,7 @@ from bench.evaluation.curve import first_reaching
 from bench.measure.profiler import RunProfiler
 from bench.run import run_and_record
 from bench.training.loop import linear_schedule
-from tests.conftest import compose
+from tests.conftest import compose, quick_run
 
 
 def test_first_reaching_follows_the_metrics_direction():
@@ -48,9 +48,8 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
 @pytest.mark.slow
 def test_a_run_records_its_curve_and_cost_to_target(tmp_path):
     AcceleratorState._reset_state(reset_partial_state=True)
-    cfg = compose("strategy=crosslingual", "languages=2", "train.budget=fixed", "train.steps=12", "train.batch_size=8",
-                  "train.threads=1", "eval.languages=[en,de]", "eval.curve.every_steps=5", "eval.curve.target=0.0",
-                  "profiler.count_flops=false", f"results.dir={tmp_path}")  # fmt: skip
+    cfg = compose("strategy=crosslingual", "languages=2", *quick_run(steps=12, batch_size=8), "eval.languages=[en,de]",
+                  "eval.curve.every_steps=5", "eval.curve.target=0.0", f"results.dir={tmp_path}")  # fmt: skip
     record = run_and_record(cfg)
     assert record.status == "ok", record.error_message
     assert list(record.curve_steps) == [5, 10, 12]  # every 5 steps and after the last
@@ -63,6 +62,5 @@ def test_a_run_records_its_curve_and_cost_to_target(tmp_path):
 
 
 def cfg_overrides(tmp_path):
-    return ["strategy=crosslingual", "languages=2", "train.budget=fixed", "train.steps=6", "train.batch_size=8",
-            "train.threads=1", "eval.languages=[en]", "eval.curve.every_steps=3", "profiler.count_flops=false",
-            f"results.dir={tmp_path}"]  # fmt: skip
+    return ["strategy=crosslingual", "languages=2", *quick_run(steps=6, batch_size=8), "eval.languages=[en]",
+            "eval.curve.every_steps=3", f"results.dir={tmp_path}"]  # fmt: skip

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from bench.config import plan_runs
+from tests.conftest import quick_run
 
 pytestmark = pytest.mark.slow
 
-TINY_BATCH = ["train.budget=fixed", "train.steps=2", "train.warmup_steps=0", "train.batch_size=2", "train.max_length=16",
-              "train.threads=2", "eval=none", "profiler.count_flops=false", "languages=2"]  # fmt: skip
+TINY_BATCH = [*quick_run(steps=2, batch_size=2, threads=2, warmup=0, max_length=16), "eval=none", "languages=2"]
 
 
 @pytest.mark.parametrize("model, strategy", [("mbert-base", "hybrid"), ("xlmr-base", "mbert"), ("labse", "crosslingual")])

@@ -20,11 +20,11 @@ from bench.errors import ConfigError
 from bench.models.pretrained import load_mlm_head_state
 from bench.run import run_and_record
 from bench.stages import build_objective, prepare_data, zero_shot_encoder
+from tests.conftest import quick_run
 
 TEXTS = ["What is the capital of France?", "Paris is the capital and largest city of France.",
          "Wer schrieb den Faust?", "Goethe schrieb Faust.", "Кто написал роман?", "东京是日本的首都。"]  # fmt: skip
-QUICK = ["train.budget=fixed", "train.steps=3", "train.warmup_steps=1", "train.batch_size=4", "train.max_length=32",
-         "train.threads=1", "profiler.count_flops=false", "profiler.measure_energy=false", "device=cpu"]  # fmt: skip
+QUICK = [*quick_run(steps=3, batch_size=4, warmup=1, max_length=32), "profiler.measure_energy=false", "device=cpu"]
 
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerator")
