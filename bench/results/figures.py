@@ -249,9 +249,29 @@ def curve_figure(spec: CurveFigure, runs, failed, fits, styles, references: dict
     return fig
 
 
-def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
-    """Stacked bars of params / grads / optimizer / activations at the peak, one panel per strategy."""
-    components = metrics_where(figure="memory_breakdown")
+@dataclass(frozen=True)
+class BreakdownFigure:
+    """Stacked bars of a cost's components (the catalogue's metrics drawn in figure `name`), one panel per strategy."""
+
+    name: str
+    title: str
+    kind: str  # the components' kind: bytes or seconds
+    axis: str  # the y axis's quantity
+    legend: str  # what a component is called
+    note: str
+
+
+BREAKDOWN_FIGURES = (
+    BreakdownFigure("memory_breakdown", "Peak tensor memory by component", "bytes", "Peak tensor memory", "component",
+                    "Bars: median over seeds of each component at the tracked step; numbers on top: their sum."),
+    BreakdownFigure("step_breakdown", "Time per step by phase", "seconds", "Time per measured step", "phase",
+                    "Bars: median over seeds of each phase's time per measured step (warm-up excluded); numbers on top: their sum."),
+)  # fmt: skip
+
+
+def breakdown_figure(spec: BreakdownFigure, runs, failed, styles) -> Figure | None:
+    """Stacked bars of the components of one cost against L, one panel per strategy."""
+    components = metrics_where(figure=spec.name)
     columns = present_metrics(runs, [m.column for m in components])
     if not columns:
         return None
@@ -259,9 +279,8 @@ def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
     groups = [(s, src) for s in styles for src in ("measured", PREDICTED)
               if ((medians["strategy"] == s) & (medians["source"] == src)).any()]  # fmt: skip
     total = medians[columns].sum(axis=1, min_count=1)
-    divisor, unit = display_unit("bytes", float(total.max()))
-    fig, axes = _new_figure(len(groups), "Peak tensor memory by component (median over seeds)",
-                            nrows=2 if len(groups) > 4 else 1, width=4.2)  # fmt: skip
+    divisor, unit = display_unit(spec.kind, float(total.max()))
+    fig, axes = _new_figure(len(groups), f"{spec.title} (median over seeds)", nrows=2 if len(groups) > 4 else 1, width=4.2)
     for ax in axes[1:]:
         ax.sharey(axes[0])
     for ax, (strategy, source) in zip(axes, groups):
@@ -284,10 +303,9 @@ def memory_breakdown_figure(runs, failed, styles) -> Figure | None:
         ax.set_xlabel("L (training languages)")
         ax.grid(axis="x", visible=False)
     for ax in axes[:: math.ceil(len(groups) / (2 if len(groups) > 4 else 1))]:
-        ax.set_ylabel(f"Peak tensor memory ({unit})")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="component")
-    note = "Bars: median over seeds of each component at the tracked step; numbers on top: their sum."
-    _add_footnote(fig, note + _failed_note(failed))
+        ax.set_ylabel(f"{spec.axis} ({unit})")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title=spec.legend)
+    _add_footnote(fig, spec.note + _failed_note(failed))
     return fig
 
 
@@ -409,10 +427,10 @@ def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
         return spec.name, spec.title, lambda: curve_figure(spec, runs, failed, lookup, styles, references)
 
     plan = [curves(f) for f in COST_FIGURES if has(*(p.column for p in f.panels))]
-    if has(*(m.column for m in metrics_where(figure="memory_breakdown"))):
-        at = next((i + 1 for i, entry in enumerate(plan) if entry[0] == "peak_tensor_memory"), len(plan))
-        plan.insert(at, ("memory_breakdown", "Peak tensor memory by component",
-                         lambda: memory_breakdown_figure(runs, failed, styles)))  # fmt: skip
+    for spec, after in zip(BREAKDOWN_FIGURES, ("peak_tensor_memory", "train_time_per_example")):
+        if has(*(m.column for m in metrics_where(figure=spec.name))):
+            at = next((i + 1 for i, entry in enumerate(plan) if entry[0] == after), len(plan))
+            plan.insert(at, (spec.name, spec.title, lambda s=spec: breakdown_figure(s, runs, failed, styles)))
     if "loss_curve" in runs and "objective" in runs and (runs["objective"] == "contrastive").any():
         plan.append(("loss_curves", "Contrastive training loss", lambda: loss_curve_figure(runs, failed, styles)))
     for role in EVAL_ROLES:

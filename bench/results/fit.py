@@ -103,14 +103,20 @@ def fit_power_law(n_languages, cost) -> PowerLawFit:
 
 
 def add_derived_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """Add `train_s_per_example` = train_s / (steps · batch_size): time per training example, in s.
+    """Add what a row implies: `train_s_per_example` = train_s / (steps · batch_size), the time of each phase
+    per measured step (`forward_s_per_step`, ...: the phase's total over the measured window / its steps) and
+    `tokens_per_step` (padding included: tokens_per_s · measured_s / measured_steps).
 
-    Per-example time is comparable across budgets: with budget "per_language" the number of
-    steps grows with L, so raw train_s mixes "more work" with "slower work".
+    Per-example and per-step figures are comparable across budgets: with budget "per_language" the number
+    of steps grows with L, so raw train_s mixes "more work" with "slower work".
     """
     out = df.copy()
     examples = _numeric(out, "steps") * _numeric(out, "batch_size")
     out["train_s_per_example"] = _numeric(out, "train_s") / examples.where(examples > 0)
+    measured = _numeric(out, "measured_steps").where(lambda steps: steps > 0)
+    for phase in ("forward", "backward", "optimizer"):
+        out[f"{phase}_s_per_step"] = _numeric(out, f"phase_{phase}_s") / measured
+    out["tokens_per_step"] = _numeric(out, "tokens_per_s") * _numeric(out, "measured_s") / measured
     return out
 
 

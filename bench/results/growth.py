@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from bench.results.fit import FITTED_METRICS, present_metrics, t_quantile_975
+from bench.results.fit import FITTED_METRICS, add_derived_metrics, present_metrics, t_quantile_975
 
 GROWTH_FILE = "growth_fit.parquet"
 STEP_COST_FILE = "step_cost_fit.parquet"
@@ -162,19 +162,12 @@ def growth_fits(runs: pd.DataFrame, metrics=FITTED_METRICS, n_boot: int = 2000) 
     return pd.DataFrame(rows, columns=GROWTH_COLUMNS)
 
 
-def tokens_per_step(runs: pd.DataFrame) -> pd.Series:
-    """Tokens (padding included) per measured step: tokens_per_s · measured_s / measured_steps."""
-    steps = pd.to_numeric(runs["measured_steps"], errors="coerce")
-    return pd.to_numeric(runs["tokens_per_s"], errors="coerce") * pd.to_numeric(runs["measured_s"], errors="coerce") / steps.where(steps > 0)
-
-
 def step_cost_fits(runs: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     """Median step time against tokens per step, per (strategy, source, vocabulary policy): the fixed cost of a
     step (intercept) and seconds per token (slope, with its interval over seeds)."""
-    needed = ["step_time_p50_s", "tokens_per_s", "measured_s", "measured_steps"]
-    if runs.empty or not all(column in runs for column in needed):
+    if runs.empty or "step_time_p50_s" not in runs:
         return pd.DataFrame(columns=STEP_COST_COLUMNS)
-    runs = runs.assign(tokens_per_step=tokens_per_step(runs))
+    runs = add_derived_metrics(runs)  # tokens_per_step
     rows = []
     for keys, group in _groups(runs):
         tokens = group["tokens_per_step"].dropna()

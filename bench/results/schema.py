@@ -291,6 +291,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("train_s_per_example", "Training time per example", "seconds", "lower", fitted=True,
            figure="train_time_per_example", reported=True),  # fmt: skip
     Metric("step_time_p50_s", "Median step time", "seconds", "lower", fitted=True, gate="info"),
+    Metric("forward_s_per_step", "forward", "seconds", "lower", fitted=True, figure="step_breakdown"),
+    Metric("backward_s_per_step", "backward", "seconds", "lower", fitted=True, figure="step_breakdown"),
+    Metric("optimizer_s_per_step", "optimizer", "seconds", "lower", fitted=True, figure="step_breakdown"),
+    Metric("tokens_per_step", "Tokens per step (padding included)", "rate", "lower", "tokens", fitted=True, reported=True),
+    Metric("padding_fraction", "Padding fraction of the tokens", "score", "lower", reported=True),
     Metric("samples_per_s", "Throughput", "rate", "higher", "samples/s", fitted=True, figure="throughput", reported=True),
     Metric("tokens_per_s", "Throughput incl. padding", "rate", "higher", "tokens/s", fitted=True, figure="throughput",
            reported=True),  # fmt: skip

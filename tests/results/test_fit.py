@@ -113,6 +113,15 @@ def test_row_selection_and_summary():
     assert derived["train_s_per_example"].isna().all()  # no division by zero
 
 
+def test_per_step_phases_and_tokens_are_derived_from_the_measured_window():
+    row = pd.DataFrame({"measured_steps": [4, 0], "measured_s": [2.0, 1.0], "tokens_per_s": [1000.0, 5.0],
+                        "phase_forward_s": [0.8, 1.0], "phase_backward_s": [1.0, 1.0], "phase_optimizer_s": [0.2, 1.0]})  # fmt: skip
+    derived = add_derived_metrics(row)
+    assert derived.loc[0, ["forward_s_per_step", "backward_s_per_step", "optimizer_s_per_step"]].tolist() == [0.2, 0.25, 0.05]
+    assert derived.loc[0, "tokens_per_step"] == 500.0  # 1000 tokens/s over 2 s in 4 steps
+    assert derived.loc[1, ["forward_s_per_step", "tokens_per_step"]].isna().all()  # no measured steps: unknown, not inf
+
+
 def test_empty_table_gives_empty_fits():
     empty = pd.DataFrame({"strategy": [], "n_languages": [], "status": [], "wall_s": []})
     assert scaling_fits(empty).empty

@@ -101,4 +101,4 @@ def test_step_cost_recovers_seconds_per_token_and_the_fixed_cost():
     assert list(fits.columns) == STEP_COST_COLUMNS and len(fits) == 4
     assert fits["s_per_token"].to_numpy() == pytest.approx(np.full(4, 2e-5))
     assert fits["fixed_s"].to_numpy() == pytest.approx(np.full(4, 0.05))
-    assert step_cost_fits(_runs().drop(columns="measured_steps")).empty
+    assert step_cost_fits(_runs().drop(columns="step_time_p50_s")).empty
