@@ -9,7 +9,9 @@ missing, or with `replot`).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from bench.results.figures import (
 )  # fmt: skip
 from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
 from bench.results.growth import growth_fits, step_cost_fits
-from bench.results.store import load_results
+from bench.results.store import load_results, read_sweeps
 from bench.results.schema import METRIC, METRICS, metrics_where
 from bench.errors import DataError
 
@@ -301,6 +303,39 @@ def devices_block(results_dir: Path) -> str:
     return head + "\n\n" + (device_table(runs) or "No predicted rows.")
 
 
+PROGRESS_METRICS = [(eval_column(role, m), f"{name} {label}") for role, name in (("heldout", "held-out"), ("zeroshot", "zero-shot"))
+                    for m, label in (("map_mono", "mono"), ("map_multi", "multi"), ("rank_distance", "rank distance"))]  # fmt: skip
+
+
+def progress_block(results_dir: Path) -> str:
+    """A document's block `progress:<results dir name>`: every run any sweep into RESULTS_DIR planned (the union of
+    sweeps.jsonl's launch orders and the rows), in run-id order, with its state, time, contention and quality."""
+    results_dir = Path(results_dir)
+    table = load_results(results_dir).drop_duplicates("run_id", keep="last").set_index("run_id")
+    planned = sorted({run_id for sweep in read_sweeps(results_dir) for run_id in sweep.get("order", [])} | set(table.index))
+    metrics = [(column, label) for column, label in PROGRESS_METRICS if column in table and table[column].notna().any()]
+    rows, done = [], 0
+    for run_id in planned:
+        if run_id not in table.index:
+            seed = re.search(r"-s(\d+)-[0-9a-f]+$", run_id)  # run ids end in -s<seed>-<config hash>
+            rows.append([f"`{run_id}`", "", "", seed.group(1) if seed else "", "to run", "", ""] + [""] * len(metrics))
+            continue
+        row = table.loc[run_id]
+        done += row["status"] in ("ok", "predicted")
+        params = ", ".join(f"{k} {v}" for k, v in json.loads(row.get("strategy_params") or "{}").items() if k in ("alpha", "schedule"))
+        rows.append([f"`{run_id}`", params, _precision(row.get("mixed_precision")), _plain(row.get("seed")), row["status"],
+                     fmt(row.get("wall_s")), "yes" if row.get("contended") else "no"]
+                    + [fmt(row.get(column)) for column, _ in metrics])  # fmt: skip
+    head = (f"From `{results_dir.as_posix()}`: {done} of {len(planned)} planned runs done "
+            f"(`python -m bench.report {results_dir.as_posix()} --readme FILE` writes this block).")
+    header = ["run", "strategy parameters", "training precision", "seed", "state", "wall s", "contended"] + [label for _, label in metrics]
+    return head + "\n\n" + markdown_table(header, rows)
+
+
+def _precision(value) -> str:
+    return "" if value is None or value != value else ("fp32" if value == "no" else str(value))
+
+
 def metric_block(results_dir: Path, column: str) -> str:
     """A document's block `table:<results dir name>:<column>`: one metric's strategy x L table, from RESULTS_DIR."""
     results_dir = Path(results_dir)
@@ -319,7 +354,8 @@ def metric_block(results_dir: Path, column: str) -> str:
 def document_blocks(results_dir: Path) -> dict[str, str]:
     """Every block a document can hold for RESULTS_DIR, by name: its growth table and one table per metric."""
     name = Path(results_dir).name
-    return {f"growth:{name}": lambda: growth_block(results_dir), f"devices:{name}": lambda: devices_block(results_dir)} | {
+    return {f"growth:{name}": lambda: growth_block(results_dir), f"devices:{name}": lambda: devices_block(results_dir),
+            f"progress:{name}": lambda: progress_block(results_dir)} | {
         f"table:{name}:{m.column}": (lambda column=m.column: metric_block(results_dir, column)) for m in METRICS}
 
 

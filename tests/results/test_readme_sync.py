@@ -11,7 +11,7 @@ from bench.errors import DataError
 from bench.results.readme_sync import block_names, read_block, replace_block
 
 README = PROJECT_ROOT / "README.md"
-DOCUMENTS = [README, *sorted((PROJECT_ROOT / "docs").glob("*.md"))]  # every page a reader takes numbers from
+DOCUMENTS = [README, *sorted((PROJECT_ROOT / "docs").glob("*.md")), *sorted((PROJECT_ROOT / "results").glob("*/STATUS.md"))]
 
 
 def regenerate(name: str) -> str:
@@ -25,7 +25,7 @@ def regenerate(name: str) -> str:
         results_dir = PROJECT_ROOT / claims.results_dir
         frame = evaluate_claims(claims, load_arms(claims, results_dir))
         return readme_block(frame, claims, claims.results_dir)
-    if kind in ("growth", "table", "devices"):
+    if kind in ("growth", "table", "devices", "progress"):
         from bench.results.markdown import document_blocks
 
         return document_blocks(Path("results") / experiment.split(":")[0])[name]()
