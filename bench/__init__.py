@@ -5,7 +5,7 @@ Flow: sweep -> run -> (data -> sampler -> model -> objective -> profiler) -> par
 The stack: a part imports only parts on lines below its own, never one beside it (`LAYERS`;
 tests/test_layout.py keeps it, imports inside functions included):
 
-    run, check, evaluate, plot, report, verdict, timecheck   the commands: compose, build, run, write
+    run, check, evaluate, plot, report, verdict, timecheck, answer   the commands: compose, build, run, write
     predict, sweep          commands others build on: a run's mode=predict, the check's grid of runs
     launch                  starting runs as fresh processes; the results directory's lock
     stages                  a run's stages, each from the typed RunConfig to plain objects
@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """Repository root; shipped data and configs are resolved against it."""
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("run", "check", "evaluate", "plot", "report", "verdict", "timecheck"),
+    ("run", "check", "evaluate", "plot", "report", "verdict", "timecheck", "answer"),
     ("predict", "sweep"),
     ("launch",),
     ("stages",),

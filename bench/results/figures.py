@@ -43,7 +43,7 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 _COMPONENT_COLOURS = ("#3b528b", "#21918c", "#5ec962", "#fde725")  # memory breakdown, bottom to top
 ROLE_NAMES = {"heldout": "held-out articles", "zeroshot": "zero-shot set"}
-_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
           "figure.titlesize": 14, "axes.grid": True, "grid.alpha": 0.3, "svg.fonttype": "none"}  # fmt: skip
 L_LABEL = "Number of training languages L"
 
@@ -473,7 +473,7 @@ def plot_results(results_dir: Path) -> list[Path]:
     out_dir = results_dir / PLOTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         for stem, _title, build in figure_plan(runs, failed, fits, read_references(results_dir)):
             fig = build()
             if fig is None:

@@ -81,7 +81,7 @@ def _plain(value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _distinct(df: pd.DataFrame, column: str) -> str:
+def distinct(df: pd.DataFrame, column: str) -> str:
     if column not in df or df[column].isna().all():
         return ""
     values = df[column].dropna().unique().tolist()
@@ -101,8 +101,8 @@ def summary_section(table: pd.DataFrame, runs: pd.DataFrame, failed: pd.DataFram
         f"{len(table)} runs: {int(counts.get('ok', 0))} measured, {int(counts.get('predicted', 0))} predicted "
         f"(memory only), {len(failed)} unsuccessful."
     )
-    config = [[label, _distinct(runs if len(runs) else table, col)] for col, label in CONFIG_FIELDS]
-    env = [[label, _distinct(table, col)] for col, label in ENV_FIELDS]
+    config = [[label, distinct(runs if len(runs) else table, col)] for col, label in CONFIG_FIELDS]
+    env = [[label, distinct(table, col)] for col, label in ENV_FIELDS]
     env.append(["git commit", _git(table)])
     return "\n\n".join([
         head, "## Configuration", _key_value_table(["setting", "value(s)"], config),
@@ -116,7 +116,7 @@ def _key_value_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _git(table: pd.DataFrame) -> str:
-    commits = _distinct(table, "git_commit")
+    commits = distinct(table, "git_commit")
     dirty = "git_dirty" in table and table["git_dirty"].fillna(False).astype(bool).any()
     return f"{commits} (uncommitted changes present)" if commits and dirty else commits
 
@@ -189,7 +189,7 @@ def fits_section(fits: pd.DataFrame, order: list[str]) -> str:
     cells = {(r.metric, r.strategy, r.source): _fit_cell(r) for r in fits.itertuples(index=False)}
     rows = [[f"`{m}`"] + [cells.get((m, *pair), "") for pair in pairs] for m in dict.fromkeys(fits["metric"])]
     header = ["metric"] + [s + (" (predicted)" if src == PREDICTED else "") for s, src in pairs]
-    note = f"Points per fit: {_distinct(fits, 'n_points')}. Distinct L: {_distinct(fits, 'n_languages_distinct')}."
+    note = f"Points per fit: {distinct(fits, 'n_points')}. Distinct L: {distinct(fits, 'n_languages_distinct')}."
     return "\n\n".join([intro, markdown_table(header, rows), note])
 
 
@@ -204,11 +204,11 @@ def signed(value: float) -> str:
 
 def slope_text(slope: float, low: float, high: float, shape: str, kind: str) -> str:
     """A per-language slope in readable units with its interval: '+1.77 MiB [+0.677, +2.87]', 'flat [-2.63, +2.43] ms',
-    or 'none (constant)' where every run had the same value."""
+    or 'none (the same at every L)' where no seed's runs changed with L at all (e.g. parameters under a fixed vocabulary)."""
     if not math.isfinite(slope):
         return "–"
     if slope == low == high == 0:
-        return "none (constant)"
+        return "none (the same at every L)"
     bounded = math.isfinite(low) and math.isfinite(high)
     divisor, unit = display_unit(kind, max(abs(slope), abs(low), abs(high)) if bounded else abs(slope))
     interval = f" [{signed(low / divisor)}, {signed(high / divisor)}]" if bounded else ""
@@ -262,9 +262,9 @@ def growth_block(results_dir: Path) -> str:
     order = list(strategy_styles(runs["strategy"].dropna().unique()))
     seeds = runs.groupby(["strategy", "n_languages"]).size()
     per_point = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
-    head = (f"From `{results_dir.as_posix()}` ({len(runs)} measured runs, L = {_distinct(runs, 'n_languages')}, "
-            f"{per_point} seeds per point, {_distinct(runs, 'model')} model, "
-            f"{_distinct(runs, 'cpu_model')}; `python -m bench.report {results_dir.as_posix()} --readme README.md` writes this block).")
+    head = (f"From `{results_dir.as_posix()}` ({len(runs)} measured runs, L = {distinct(runs, 'n_languages')}, "
+            f"{per_point} seeds per point, {distinct(runs, 'model')} model, "
+            f"{distinct(runs, 'cpu_model')}; `python -m bench.report {results_dir.as_posix()} --readme README.md` writes this block).")
     return head + "\n\n" + growth_table(growth_fits(runs), order)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.results.markdown import slope_text
 from bench.results.growth import GROWTH_COLUMNS, STEP_COST_COLUMNS, fit_growth, fit_line, growth_fits, step_cost_fits
 
 LEVELS = np.array([2, 4, 8, 11])
@@ -54,6 +55,7 @@ def test_no_growth_is_called_flat_not_a_small_number():
     assert fit.slope_ci_low < 0 < fit.slope_ci_high and fit.shape == "flat"
     constant = fit_growth(LEVELS, np.full(LEVELS.size, 10_042_368.0))  # parameters of a fixed vocabulary
     assert (constant.slope, constant.shape) == (0.0, "flat")
+    assert slope_text(constant.slope, constant.slope_ci_low, constant.slope_ci_high, constant.shape, "bytes") == "none (the same at every L)"
 
 
 def test_a_clear_power_law_is_named_and_a_line_is_not():

@@ -29,6 +29,11 @@ def regenerate(name: str) -> str:
         from bench.results.markdown import document_blocks
 
         return document_blocks(Path("results") / experiment.split(":")[0])[name]()
+    if kind == "answer":
+        from bench.results.answer import answer_block
+
+        predicted = Path("results/predict-104")
+        return answer_block(Path("results/scaling"), predicted if predicted.is_dir() else None)
     raise AssertionError(f"README block {name!r} has no generator in this test")
 
 

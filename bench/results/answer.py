@@ -1,0 +1,153 @@
+"""The project's answer on one screen: how cost grows with L per strategy, fixed against growing vocabulary,
+measured where a CPU can and predicted to 104 languages where it cannot.
+
+Two results directories feed it: a measured scaling sweep (every strategy x L x vocabulary policy x seeds;
+`+experiment=scaling`) and a predicted one (GPU-sized models to 104 synthetic languages;
+`+experiment=predict-104`). One figure (time per step and peak tensor memory against L, measured; predicted
+GPU memory against L with device sizes across) and one table per strategy (what an added language costs under
+each vocabulary policy; the predicted GiB at the largest L and the GPU sizes that hold it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
+from bench.results.figures import L_LABEL, STYLE, display_unit, strategy_styles
+from bench.results.fit import MEASURED, usable_runs
+from bench.results.growth import growth_fits
+from bench.results.markdown import distinct, markdown_table, slope_text
+from bench.results.store import load_results
+
+ANSWER_FIGURE = "answer"
+POLICY_LINES = {"shared-all": "-", "selected-scaled": "--"}  # fixed vocabulary solid, growing dashed
+POLICY_NAMES = {"shared-all": "fixed vocabulary", "selected-scaled": "growing vocabulary"}
+MEASURED_PANELS = (("step_time_p50_s", "seconds", "Median time per step"), ("peak_tensor_bytes", "bytes", "Peak tensor memory"))
+
+
+def measured_runs(results_dir: Path) -> pd.DataFrame:
+    runs = usable_runs(load_results(results_dir))
+    return runs[runs["source"] == MEASURED]
+
+
+def predicted_model(predicted: pd.DataFrame) -> tuple[str, int, str] | None:
+    """The (model, batch size, precision) the figure shows: the first model in name order, its largest batch."""
+    if predicted.empty:
+        return None
+    model = sorted(predicted["model"].unique())[-1]  # xlmr-base before mbert-base: the larger vocabulary
+    rows = predicted[predicted["model"] == model]
+    batch = int(rows["batch_size"].max())
+    return model, batch, str(rows[rows["batch_size"] == batch]["mixed_precision"].iloc[0])
+
+
+def answer_figure(measured: pd.DataFrame, predicted: pd.DataFrame) -> Figure:
+    """Time per step and tensor memory against L (measured, both vocabulary policies) and predicted GPU memory."""
+    styles = strategy_styles(sorted(set(measured["strategy"]) | set(predicted.get("strategy", pd.Series(dtype=str)))))
+    shown = predicted_model(predicted)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(6.0 * (2 + (shown is not None)), 5.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2 + (shown is not None), squeeze=False).ravel()
+        for ax, (column, kind, title) in zip(axes, MEASURED_PANELS):
+            _measured_panel(ax, measured, column, kind, title, styles)
+        if shown is not None:
+            _predicted_panel(axes[2], predicted, shown, styles)
+        handles = [matplotlib.lines.Line2D([], [], color=colour, marker=marker, label=s) for s, (colour, marker) in styles.items()]
+        handles += [matplotlib.lines.Line2D([], [], color="#444444", linestyle=line, label=POLICY_NAMES[p]) for p, line in POLICY_LINES.items()]
+        fig.legend(handles=handles, loc="outside right upper")
+        fig.suptitle("How cost grows with the number of training languages")
+    return fig
+
+
+def _measured_panel(ax, measured: pd.DataFrame, column: str, kind: str, title: str, styles) -> None:
+    values = measured.dropna(subset=[column])
+    divisor, unit = display_unit(kind, float(values[column].max()) if len(values) else 1.0)
+    for (strategy, policy), group in values.groupby(["strategy", "tokenizer_policy"]):
+        stats = group.groupby("n_languages")[column].agg(["median", "min", "max"]) / divisor
+        colour, marker = styles[strategy]
+        ax.errorbar(stats.index, stats["median"], yerr=[stats["median"] - stats["min"], stats["max"] - stats["median"]],
+                    color=colour, marker=marker, linestyle=POLICY_LINES.get(policy, ":"), capsize=3)  # fmt: skip
+    levels = sorted(values["n_languages"].unique())
+    ax.set_xticks(levels)
+    ax.set_xlabel(L_LABEL)
+    ax.set_ylabel(f"{title} ({unit})")
+    ax.set_ylim(bottom=0)
+    models = distinct(values, "model")
+    ax.set_title(f"{title}, measured ({models} model)")
+
+
+def _predicted_panel(ax, predicted: pd.DataFrame, shown: tuple[str, int, str], styles) -> None:
+    model, batch, precision = shown
+    rows = predicted[(predicted["model"] == model) & (predicted["batch_size"] == batch) & (predicted["mixed_precision"] == precision)]
+    for strategy, group in rows.groupby("strategy"):
+        medians = group.groupby("n_languages")["total_gib"].median()
+        colour, marker = styles[strategy]
+        ax.plot(medians.index, medians.to_numpy(), color=colour, marker=marker, linestyle="--")
+    top = float(rows["total_gib"].max())
+    ceiling = next((gib for gib in DEVICE_GIB if gib >= top), top)
+    for gib in (g for g in DEVICE_GIB if g <= ceiling):
+        ax.axhline(gib, color="#888888", linewidth=0.9, linestyle=":")
+        ax.annotate(f"{gib} GiB GPU", (0.01, gib), xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="#555555")
+    ax.set_xscale("log")
+    levels = sorted(rows["n_languages"].unique())
+    ax.set_xticks(levels, [str(v) for v in levels])
+    ax.minorticks_off()
+    ax.set_ylim(0, max(ceiling, top) * 1.08)
+    ax.set_xlabel(L_LABEL + " (synthetic past 11)")
+    ax.set_ylabel("Predicted GPU memory (GiB)")
+    label = "fp32" if precision == "no" else precision
+    ax.set_title(f"Predicted: {model}, batch {batch}, {label}")
+
+
+def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame) -> str:
+    """One row per strategy: what an added language costs (time per step, tensor memory) under each vocabulary
+    policy, and the predicted GPU memory at the largest L with the device sizes that hold it."""
+    growth = growth_fits(measured, ["step_time_p50_s", "peak_tensor_bytes"])
+    cells = {(r.strategy, r.tokenizer_policy, r.metric): slope_text(r.slope, r.slope_ci_low, r.slope_ci_high, r.shape,
+                                                                    "seconds" if r.metric.endswith("_s") else "bytes")
+             for r in growth.itertuples(index=False)}  # fmt: skip
+    shown = predicted_model(predicted)
+    fits = device_fit(predicted) if shown is not None else pd.DataFrame()
+    if shown is not None:
+        fits = fits[(fits["model"] == shown[0]) & (fits["batch_size"] == shown[1]) & (fits["mixed_precision"] == shown[2])]
+    by_strategy = fits.set_index("strategy") if len(fits) else pd.DataFrame()
+    header = ["strategy"] + [f"time per step per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES] + [
+        f"tensor memory per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES]
+    if shown is not None:
+        header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})", "fits 24 GiB", "fits 80 GiB"]
+    rows = []
+    for strategy in strategy_styles(sorted(set(measured["strategy"]))):
+        row = [strategy] + [cells.get((strategy, p, m), "–") for m in ("step_time_p50_s", "peak_tensor_bytes") for p in POLICY_LINES]
+        if shown is not None:
+            fit = by_strategy.loc[strategy] if strategy in by_strategy.index else None
+            row += ["–", "–", "–"] if fit is None else [
+                f"{fit.total_gib_max:.1f}", fit_text(fit.fits_24gib, fit.n_languages_max), fit_text(fit.fits_80gib, fit.n_languages_max)]
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def answer_block(measured_dir: Path, predicted_dir: Path | None) -> str:
+    """The README's block `answer`: where the numbers come from, and the table."""
+    measured = measured_runs(measured_dir)
+    predicted = predicted_rows(usable_runs(load_results(predicted_dir))) if predicted_dir is not None else pd.DataFrame()
+    seeds = measured.groupby(["strategy", "tokenizer_policy", "n_languages"]).size()
+    source = (f"Measured: `{Path(measured_dir).as_posix()}` ({len(measured)} runs, {seeds.min()}–{seeds.max()} seeds per point, "
+              f"{distinct(measured, 'model')} model, {distinct(measured, 'cpu_model')})")
+    if predicted_dir is not None:
+        source += f"; predicted: `{Path(predicted_dir).as_posix()}` ({len(predicted)} rows, nothing allocated)"
+    return source + ". Intervals are 95%; 'flat': the interval holds 0.\n\n" + answer_table(measured, predicted)
+
+
+def write_answer_figure(measured_dir: Path, predicted_dir: Path | None, out: Path) -> list[Path]:
+    measured = measured_runs(measured_dir)
+    predicted = predicted_rows(usable_runs(load_results(predicted_dir))) if predicted_dir is not None else pd.DataFrame()
+    fig = answer_figure(measured, predicted)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out.with_suffix(".png"), dpi=150)
+    fig.savefig(out.with_suffix(".svg"))
+    return [out.with_suffix(".png"), out.with_suffix(".svg")]
