@@ -151,6 +151,14 @@ def reached(started: float) -> dict:
     return {"wall_s": time.perf_counter() - started, "peak_rss_bytes": peak_rss_bytes(include_children=False)}
 
 
+def predict(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, None, None]:
+    """mode=predict: the same pipeline, its probed step replayed on fake tensors; no quality tables."""
+    return predict_row(cfg, record), None, None
+
+
+SCENARIOS = {"train": execute, "predict": predict}  # mode=<name>: two scenarios over one RunPipeline (bench.stages)
+
+
 def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
     """Execute one run (measured, or predicted with mode=predict) and persist its row, whatever happens."""
     results_dir = ensure_writable_dir(Path(cfg.results.dir))
@@ -158,10 +166,7 @@ def run_and_record(cfg: RunConfig, command: str | None = None) -> RunRecord:
     per_setting = per_query = None
     started = time.perf_counter()
     try:
-        if cfg.mode == "predict":
-            record = predict_row(cfg, record)
-        else:
-            record, per_setting, per_query = execute(cfg, record)
+        record, per_setting, per_query = SCENARIOS[cfg.mode](cfg, record)
     except KeyboardInterrupt:
         record.update(status="interrupted", error_type="KeyboardInterrupt", error_message="interrupted by signal",
                       **reached(started))  # fmt: skip

@@ -75,3 +75,10 @@ def test_a_predicted_row_records_its_stages_like_a_measured_one(tmp_path):
     assert record.status == "predicted", record.error_message
     assert record.data_s > 0 and record.tokenizer_s > 0
     assert record.wall_s >= record.data_s + record.tokenizer_s
+
+
+def test_every_mode_is_a_scenario_of_the_run():
+    from bench.config.run_config import MODES
+    from bench.run import SCENARIOS
+
+    assert set(SCENARIOS) == set(MODES)
