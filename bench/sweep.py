@@ -31,6 +31,7 @@ from bench.config.compose import shuffled, sweep_order_seed
 from bench.errors import BenchError, exit_on_user_error
 from bench.launch import launch_all, results_lock
 from bench.measure.calibration import calibrate
+from bench.measure.timing import PhaseClock
 from bench.measure.provenance import RESULTS_PATH, code_tree, cpu_model, git_commit, git_dirty, git_ignored
 from bench.results.figures import plot_results
 from bench.results.schema import SUCCESS
@@ -92,22 +93,27 @@ def write_reference_levels(results_dir: Path, configs: list[RunConfig]) -> None:
             write_references(results_dir, levels)
 
 
-def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = True) -> bool:
-    """Launch every planned run not already ok, in seeded random order; False if interrupted."""
+def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = True, clock: PhaseClock | None = None) -> bool:
+    """Launch every planned run not already ok, in seeded random order; False if interrupted. Each phase's
+    wall time goes to `clock` (calibration, reference levels, vocabularies, runs)."""
+    clock = clock or PhaseClock()
     done = set().union(*({r.run_id for r in read_runs(d) if r.status in SUCCESS} for d in {Path(p.config.results.dir) for p in planned}))
     todo = [p.config for p in shuffled(planned, order_seed) if p.config.results.rerun or p.config.run_id not in done]
     print(f"sweep: {len(planned)} runs planned, {len(planned) - len(todo)} already ok, {len(todo)} to run", flush=True)
     if not todo:
         return True
-    calibration = calibrate(todo[0].train.threads)
+    with clock.phase("calibration"):
+        calibration = calibrate(todo[0].train.threads)
     print(f"machine: {cpu_model()}, {calibration_line(calibration)}", flush=True)
     if not calibration["stable"]:
         print(f"warning: the calibration's trials spread {calibration['matmul_spread']:.0%} (something else is running?): "
               "its seconds are not a stable unit", flush=True)  # fmt: skip
     for directory in sorted({Path(c.results.dir) for c in todo}):
         record_order(directory, todo, order_seed, calibration)
-        write_reference_levels(directory, [c for c in todo if Path(c.results.dir) == directory])
-    warm_vocabularies(todo)
+        with clock.phase("reference_levels"):
+            write_reference_levels(directory, [c for c in todo if Path(c.results.dir) == directory])
+    with clock.phase("vocabularies"):
+        warm_vocabularies(todo)
     progress = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not show_progress)
     started = {"t": time.perf_counter()}
 
@@ -116,13 +122,15 @@ def run_sweep(planned: list[PlannedRun], order_seed: int, show_progress: bool = 
         progress.write(f"{cfg.run_id}: {status} ({time.perf_counter() - started['t']:.0f}s into the sweep)")
 
     try:
-        launch_all(todo, on_done)
+        with clock.phase("runs"):
+            launch_all(todo, on_done)
     except KeyboardInterrupt:
         print("\nsweep interrupted: completed runs are kept; run the same command again to resume", flush=True)
         return False
     finally:
         progress.close()
-    record_drift(sorted({Path(c.results.dir) for c in todo}), calibration, todo[0].train.threads)
+    with clock.phase("calibration_end"):
+        clock.notes.update(drift_fields(calibration, todo[0].train.threads))
     return True
 
 
@@ -131,15 +139,21 @@ def calibration_line(calibration: dict) -> str:
             f"{calibration['copy_gb_per_s']} GB/s copy ({calibration['threads']} threads)")
 
 
-def record_drift(directories: list[Path], start: dict, threads: int) -> None:
+def drift_fields(start: dict, threads: int) -> dict:
     """Calibrate again at the end: a machine that got slower or faster during the sweep says so in sweeps.jsonl."""
     end = calibrate(threads)
     drift = end["matmul_gflops"] / start["matmul_gflops"] - 1
     print(f"machine at the end: {calibration_line(end)}; drift {drift:+.0%} since the start", flush=True)
+    return {"calibration_end": end, "calibration_drift": round(drift, 3)}
+
+
+def record_finish(directories: list[Path], clock: PhaseClock) -> None:
+    """The sweep's closing entry in sweeps.jsonl: the end calibration and where its wall time went
+    (process start-up, planning, calibrations, reference levels, vocabularies, runs, report and plots)."""
+    entry = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **clock.fields()}
     for directory in directories:
         with open(directory / SWEEPS_FILE, "a") as handle:
-            handle.write(json.dumps({"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                     "calibration_end": end, "calibration_drift": round(drift, 3)}) + "\n")  # fmt: skip
+            handle.write(json.dumps(entry) + "\n")
 
 
 def report(results_dir: Path, planned: list[PlannedRun]) -> int:
@@ -159,14 +173,19 @@ def report(results_dir: Path, planned: list[PlannedRun]) -> int:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    planned = plan_runs("config", argv, sweep=True)
-    directories = prepare_results_dirs(planned)
+    clock = PhaseClock()
+    with clock.phase("planning"):
+        planned = plan_runs("config", argv, sweep=True)
+        directories = prepare_results_dirs(planned)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     with ExitStack() as locks:
         for directory in directories:
             locks.enter_context(results_lock(directory))
-        completed = run_sweep(planned, sweep_order_seed("config", argv))
-        failed = sum(report(d, planned) for d in directories)
+        completed = run_sweep(planned, sweep_order_seed("config", argv), clock=clock)
+        with clock.phase("report"):
+            failed = sum(report(d, planned) for d in directories)
+        if completed and "runs" in clock.phases_s:
+            record_finish(directories, clock)
     if not completed:
         return EXIT_INTERRUPTED
     return 1 if failed else 0

@@ -44,6 +44,10 @@ def test_small_sweep_writes_rows_schema_and_plots(tmp_path):
     start, end = entries[0]["calibration"], entries[-1]["calibration_end"]  # measured at both ends: drift is visible
     assert start["trials"] >= 3 and 0 <= start["matmul_spread"] and end["matmul_gflops"] > 0
     assert entries[-1]["calibration_drift"] == round(end["matmul_gflops"] / start["matmul_gflops"] - 1, 3)
+    phases = entries[-1]["phases_s"]  # where the sweep's wall time went, the runs' own stages being in the rows
+    assert {"planning", "calibration", "reference_levels", "vocabularies", "runs", "calibration_end", "report"} <= set(phases)
+    assert entries[-1]["startup_s"] > 0 and sum(phases.values()) <= entries[-1]["wall_s"] + 0.01
+    assert phases["runs"] >= table["wall_s"].sum()  # every run's own wall time is inside the runs phase
     assert "4/4 runs ok" in proc.stdout
 
     again = sweep(tmp_path, "strategy=monolingual,mbert", "languages=2,3")

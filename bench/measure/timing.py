@@ -14,12 +14,14 @@ total work by total measured time, never by the mean step time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import torch
 
 PHASES = ("data", "forward", "backward", "optimizer")
@@ -223,3 +225,35 @@ def throughput(samples: int, tokens_with_padding: int, real_tokens: int, total_s
         padding_fraction=1.0 - real_tokens / tokens_with_padding if tokens_with_padding else None,
         samples_per_s_per_device=samples_per_s / n_devices,
     )
+
+
+class PhaseClock:
+    """Wall seconds per named phase of a longer job (a sweep: calibration, reference levels, runs, plots), and
+    the seconds its process spent starting before the first phase (interpreter and imports)."""
+
+    def __init__(self) -> None:
+        self.phases_s: dict[str, float] = {}
+        self.notes: dict = {}  # what the job learned on the way (a sweep: the end calibration and its drift)
+        self.startup_s = process_age_s()
+        self._start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases_s[name] = self.phases_s.get(name, 0.0) + time.perf_counter() - started
+
+    def fields(self) -> dict:
+        """sweeps.jsonl fields: each phase, the start-up, and the wall time since the clock started."""
+        return {**self.notes, "startup_s": self.startup_s, "phases_s": {k: round(v, 3) for k, v in self.phases_s.items()},
+                "wall_s": round(time.perf_counter() - self._start, 3)}  # fmt: skip
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (what imports cost before any code of ours ran); None if unknown."""
+    try:
+        return round(time.time() - psutil.Process().create_time(), 3)
+    except psutil.Error:
+        return None

@@ -336,6 +336,53 @@ def _precision(value) -> str:
     return "" if value is None or value != value else ("fp32" if value == "no" else str(value))
 
 
+RUN_STAGES = (("data_s", "runs: data (parse, split, pairs)"), ("tokenizer_s", "runs: tokenizer and tokenising"),
+              ("model_build_s", "runs: model build"), ("train_s", "runs: training"), ("eval_s", "runs: evaluation"),
+              ("curve_eval_s", "runs: evaluation during training"))  # fmt: skip
+
+
+def time_breakdown(table: pd.DataFrame, sweeps: list[dict]) -> list[tuple[str, float]]:
+    """Where the last finished sweep's wall time went: its own phases (sweeps.jsonl) and, inside its runs phase,
+    the runs' stages (their rows) and what is left: each run's process start-up and launch."""
+    finished = [i for i, entry in enumerate(sweeps) if "phases_s" in entry]
+    if not finished:
+        return []
+    last = sweeps[finished[-1]]
+    order = next((entry["order"] for entry in reversed(sweeps[: finished[-1]]) if "order" in entry), [])
+    runs = table[table["run_id"].isin(order)] if "run_id" in table else table.iloc[0:0]
+    phases = last["phases_s"]
+    run_wall = float(pd.to_numeric(runs.get("wall_s"), errors="coerce").sum()) if len(runs) else 0.0
+    stages = [(label, float(pd.to_numeric(runs[column], errors="coerce").sum())) for column, label in RUN_STAGES if column in runs]
+    parts = [("sweep process start-up (interpreter, imports)", last.get("startup_s") or 0.0),
+             ("planning (compose and validate every run)", phases.get("planning", 0.0)),
+             ("machine calibration (start and end)", phases.get("calibration", 0.0) + phases.get("calibration_end", 0.0)),
+             ("reference levels (chance, lexical, zero-shot)", phases.get("reference_levels", 0.0)),
+             ("vocabularies", phases.get("vocabularies", 0.0)),
+             ("runs: process start-up and launch", phases.get("runs", 0.0) - run_wall), *stages,
+             ("runs: other (inside a run, between stages)", run_wall - sum(seconds for _, seconds in stages)),
+             ("consolidation, figures, report", phases.get("report", 0.0))]  # fmt: skip
+    return [(label, seconds) for label, seconds in parts if seconds > 0.0005]
+
+
+def time_section(table: pd.DataFrame, sweeps: list[dict]) -> str:
+    parts = time_breakdown(table, sweeps)
+    if not parts:
+        return ""
+    total = sum(seconds for _, seconds in parts)
+    rows = [[label, f"{seconds:,.1f}", f"{seconds / total:.0%}"] for label, seconds in parts]
+    intro = ("## Where the sweep's time went\n\n"
+             "The last finished sweep into this directory, from its sweeps.jsonl entry (its phases) and its runs' rows "
+             f"(their stages): {total / 60:.1f} min in all. A regression shows up as a row that grew.")
+    return intro + "\n\n" + markdown_table(["part", "seconds", "share"], rows + [["total", f"{total:,.1f}", "100%"]])
+
+
+def time_block(results_dir: Path) -> str:
+    """A document's block `time:<results dir name>`: where RESULTS_DIR's last finished sweep spent its time."""
+    results_dir = Path(results_dir)
+    section = time_section(load_results(results_dir), read_sweeps(results_dir))
+    return section.split("\n\n", 1)[1] if section else "No finished sweep with phase times in this directory."
+
+
 def metric_block(results_dir: Path, column: str) -> str:
     """A document's block `table:<results dir name>:<column>`: one metric's strategy x L table, from RESULTS_DIR."""
     results_dir = Path(results_dir)
@@ -355,7 +402,7 @@ def document_blocks(results_dir: Path) -> dict[str, str]:
     """Every block a document can hold for RESULTS_DIR, by name: its growth table and one table per metric."""
     name = Path(results_dir).name
     return {f"growth:{name}": lambda: growth_block(results_dir), f"devices:{name}": lambda: devices_block(results_dir),
-            f"progress:{name}": lambda: progress_block(results_dir)} | {
+            f"progress:{name}": lambda: progress_block(results_dir), f"time:{name}": lambda: time_block(results_dir)} | {
         f"table:{name}:{m.column}": (lambda column=m.column: metric_block(results_dir, column)) for m in METRICS}
 
 
@@ -426,7 +473,8 @@ def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str
         sections += [metrics_section(runs), references_section(read_references(results_dir)), comparison_section(runs),
                      growth_section(runs, order), device_section(runs), fits_section(scaling_fits(runs), order)]  # fmt: skip
         sections = [s for s in sections if s]
-    sections += [failed_section(failed), plots_section(figures)]
+    sections += [time_section(table, read_sweeps(results_dir)), failed_section(failed), plots_section(figures)]
+    sections = [s for s in sections if s]
     return "\n\n".join(sections) + "\n"
 
 

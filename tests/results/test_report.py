@@ -106,3 +106,22 @@ def test_growth_section_reports_cost_per_added_language(full_report):
     _, text = full_report
     assert "## What each added language costs" in text
     assert re.search(r"\| hybrid \| [\w-]* \| (flat \[|[+-])", text)
+
+
+def test_the_time_breakdown_accounts_for_the_whole_sweep():
+    import pandas as pd
+
+    from bench.results.markdown import time_breakdown, time_section
+
+    sweeps = [{"order": ["a", "b"]}, {"phases_s": {"planning": 2.0, "calibration": 3.0, "calibration_end": 3.0, "reference_levels": 10.0,
+                                                   "vocabularies": 1.0, "runs": 100.0, "report": 6.0}, "startup_s": 4.0, "wall_s": 125.0}]
+    rows = pd.DataFrame({"run_id": ["a", "b", "old"], "wall_s": [40.0, 40.0, 999.0], "data_s": [2.0, 2.0, 9.0],
+                         "tokenizer_s": [1.0, 1.0, 9.0], "model_build_s": [1.0, 1.0, 9.0], "train_s": [30.0, 30.0, 9.0],
+                         "eval_s": [5.0, 5.0, 9.0]})  # fmt: skip
+    parts = dict(time_breakdown(rows, sweeps))
+    assert parts["runs: process start-up and launch"] == 20.0  # 100 s of runs phase, 80 s inside the two runs
+    assert parts["runs: training"] == 60.0 and parts["runs: other (inside a run, between stages)"] == 2.0  # "old" is not this sweep's
+    assert parts["machine calibration (start and end)"] == 6.0
+    assert sum(parts.values()) == 4.0 + 125.0  # start-up plus the sweep's own wall time, nothing counted twice
+    assert "| total | 129.0 | 100% |" in time_section(rows, sweeps)
+    assert time_breakdown(rows, [{"order": ["a"]}]) == []  # an unfinished sweep has no breakdown
