@@ -1,6 +1,6 @@
 """The scaling sweep: `python -m bench.sweep languages=2,4,8,11`.
 
-Every registered strategy times the command line's axes (comma-separated values, `range(...)`).
+Every registered strategy (but the opt-in ones, `in_default_sweep = False`) times the command line's axes (comma-separated values, `range(...)`).
 Every run is composed and validated before the first one starts; runs already recorded as ok in
 `results.dir` are skipped (resume); the rest start in a seeded random order (`sweep.order_seed`,
 recorded in `results.dir/sweeps.jsonl`), so drift of the machine spreads across strategies instead
