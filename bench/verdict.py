@@ -62,7 +62,8 @@ def cost_section(claims: Claims, results_dir: Path) -> list[str]:
             "Training pairs (and training seconds, evaluation excluded) until the curve (every 25 steps on a fixed "
             "subset of held-out articles) first reaches each target fixed before the runs; the median over all of an "
             "arm's runs, a run that never reached the target counted as not reached, with k/n runs that reached it. "
-            "Resolution: one curve interval.", "", machine_line(results_dir), "", table, ""]  # fmt: skip
+            "Seconds: the median over the runs not flagged contended (another process took CPU while a contended run "
+            "trained), which a cell names when it is not all of them. Resolution: one curve interval.", "", machine_line(results_dir), "", table, ""]  # fmt: skip
 
 
 def machine_line(results_dir: Path) -> str:
@@ -152,7 +153,8 @@ def readme_block(frame: pd.DataFrame, claims: Claims, results_dir: Path) -> str:
     table = cost_table(claims, results_dir)
     if table is not None:
         lines += ["", "Cost to the pre-registered targets (curve subset; training pairs and seconds, median over all of "
-                  "an arm's runs with those that never got there counted as not reached; k/n reached). "
+                  "an arm's runs with those that never got there counted as not reached; k/n reached; seconds from the runs not "
+                  "flagged contended only). "
                   + machine_line(results_dir), "", table]  # fmt: skip
     return "\n".join(lines).strip()
 

@@ -4,7 +4,9 @@ ladder of quality targets fixed before the runs (the claims file's `targets`).
 Each run's curve (`curve_summaries`: every summary metric at every curve point) is read for the first
 point at or beyond the target. A run that never gets there is censored: it counts as "not reached"
 (+inf), never as missing, so the median over an arm's runs is the median of all of them and is itself
-"not reached" when half or more never got there. Each cell says k of n reached beside it.
+"not reached" when half or more never got there. Each cell says k of n reached beside it. Pairs do not
+depend on the machine; seconds do, so their median is over the runs not flagged `contended` only (another
+process took CPU while a contended run trained) and a cell says over how many.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from bench.results.claims import Claims, select_runs
 
 LOWER_IS_BETTER = ("rank_distance",)
-COLUMNS = ["arm", "metric", "target", "n_runs", "k_reached", "median_pairs", "median_train_s", "reached_pairs"]
+COLUMNS = ["arm", "metric", "target", "n_runs", "k_reached", "median_pairs", "median_train_s", "n_quiet", "reached_pairs"]
 
 
 def first_reaching(values: list[float | None], target: float, metric: str) -> int | None:
@@ -56,18 +58,29 @@ def cost_to_targets(claims: Claims, results: pd.DataFrame) -> pd.DataFrame:
             for target in ladder:
                 costs = [run_costs(row, metric, target) for _, row in runs.iterrows()]
                 pairs = [c[0] for c in costs]
+                quiet = [c[1] for c, (_, row) in zip(costs, runs.iterrows()) if not _contended(row)]
                 rows.append({"arm": arm, "metric": metric, "target": target, "n_runs": len(costs),
                              "k_reached": int(sum(np.isfinite(pairs))), "median_pairs": censored_median(pairs),
-                             "median_train_s": censored_median([c[1] for c in costs]),
+                             "median_train_s": censored_median(quiet), "n_quiet": len(quiet),
                              "reached_pairs": sorted(p for p in pairs if math.isfinite(p))})  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _contended(row: pd.Series) -> bool:
+    value = row.get("contended")
+    return bool(value) if value is not None and value == value else False
+
+
 def cost_cell(row) -> str:
-    """"1,600 pairs (4/4)", or "not reached (1/4)" when the median run never got there."""
+    """"1,600 pairs, 120 s (4/4)", "…, 120 s in 2 quiet runs (4/4)" when some runs were contended, or "not reached
+    (1/4)" when the median run never got there."""
     if row.n_runs == 0:
         return "not run"
     reached = f"({row.k_reached}/{row.n_runs})"
     if not math.isfinite(row.median_pairs):
         return f"not reached {reached}"
-    return f"{row.median_pairs:,.0f} pairs, {row.median_train_s:.0f} s {reached}"
+    if row.n_quiet == 0:
+        return f"{row.median_pairs:,.0f} pairs, seconds contended {reached}"
+    seconds = "not reached" if not math.isfinite(row.median_train_s) else f"{row.median_train_s:.0f} s"
+    quiet = "" if row.n_quiet == row.n_runs else f" in {row.n_quiet} quiet run{'s' * (row.n_quiet > 1)}"
+    return f"{row.median_pairs:,.0f} pairs, {seconds}{quiet} {reached}"

@@ -53,6 +53,18 @@ def test_cost_table_reports_k_of_n_and_censored_medians():
     assert cost_cell(table.loc[("c", "map_multi", 0.5)]) == "not run"
 
 
+def test_seconds_come_from_quiet_runs_only():
+    """Pairs are the machine's no matter what; a run that trained beside another process has no comparable seconds."""
+    slow = row("x", 1, [0.6, 0.7], [40, 30]) | {"curve_train_s": [900.0, 1800.0], "contended": True}
+    results = pd.DataFrame([row("x", 0, [0.6, 0.7], [40, 30]) | {"contended": False}, slow])
+    table = cost_to_targets(parse_claims(CLAIMS), results).set_index(["arm", "metric", "target"])
+    half = table.loc[("a", "map_multi", 0.5)]
+    assert (half.median_pairs, half.median_train_s, half.n_quiet) == (800.0, 250.0, 1)  # 900 s of the contended run left out
+    assert cost_cell(half) == "800 pairs, 250 s in 1 quiet run (2/2)"
+    only_contended = cost_to_targets(parse_claims(CLAIMS), pd.DataFrame([slow])).set_index(["arm", "metric", "target"])
+    assert cost_cell(only_contended.loc[("a", "map_multi", 0.5)]) == "800 pairs, seconds contended (1/1)"
+
+
 def test_targets_are_validated():
     from bench.errors import ConfigError
 
