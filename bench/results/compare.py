@@ -49,12 +49,14 @@ class PairedDifference:
 
 
 def paired_difference(runs: pd.DataFrame, metric: str, n_languages: int, strategy: str, other: str) -> PairedDifference | None:
-    """`strategy` minus `other` at L = n_languages, paired by seed, with a 95% t interval over the pairs."""
+    """`strategy` minus `other` at L = n_languages, paired by seed, with a 95% t interval over the pairs.
+    None when a seed holds several configurations of either (e.g. hybrid at several alphas): which to pair is
+    then an experiment's choice, made in its claims file (bench.results.claims), not here."""
     at_l = runs[(runs["n_languages"] == n_languages) & runs[metric].notna()]
     ours = at_l[at_l["strategy"] == strategy].set_index("seed")[metric]
     rival = at_l[at_l["strategy"] == other].set_index("seed")[metric]
     seeds = sorted(set(ours.index) & set(rival.index))
-    if not seeds:
+    if not seeds or ours.index.duplicated().any() or rival.index.duplicated().any():
         return None
     diffs = [float(ours[s]) - float(rival[s]) for s in seeds]
     mean = sum(diffs) / len(diffs)

@@ -82,5 +82,5 @@ def cost_cell(row) -> str:
     if row.n_quiet == 0:
         return f"{row.median_pairs:,.0f} pairs, seconds contended {reached}"
     seconds = "not reached" if not math.isfinite(row.median_train_s) else f"{row.median_train_s:.0f} s"
-    quiet = "" if row.n_quiet == row.n_runs else f" in {row.n_quiet} quiet run{'s' * (row.n_quiet > 1)}"
+    quiet = "" if row.n_quiet == row.n_runs else f" in {row.n_quiet} quiet run{'s' if row.n_quiet > 1 else ''}"
     return f"{row.median_pairs:,.0f} pairs, {seconds}{quiet} {reached}"

@@ -62,3 +62,16 @@ def test_the_interval_is_students_t_not_normal():
     assert diff.mean == pytest.approx(0.02)
     assert (diff.low, diff.high) == (pytest.approx(0.02 - half, abs=1e-5), pytest.approx(0.02 + half, abs=1e-5))
     assert diff.low < 0  # with a z interval (half 0.0113) it would look resolved
+
+
+def test_no_pairing_when_a_seed_holds_several_configurations():
+    """hybrid at two alphas with the same seeds: which one to pair is a claims file's choice, not a guess."""
+    import pandas as pd
+
+    from bench.results.compare import paired_difference
+
+    runs = pd.DataFrame({"strategy": ["hybrid", "hybrid", "monolingual"], "n_languages": 8, "seed": [0, 0, 0],
+                         "alpha": [0.25, 0.75, None], "eval_heldout_map_multi": [0.6, 0.5, 0.4]})  # fmt: skip
+    assert paired_difference(runs, "eval_heldout_map_multi", 8, "hybrid", "monolingual") is None
+    single = runs.iloc[[0, 2]]
+    assert paired_difference(single, "eval_heldout_map_multi", 8, "hybrid", "monolingual").mean == pytest.approx(0.2)
