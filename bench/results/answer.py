@@ -36,7 +36,7 @@ def measured_runs(results_dir: Path) -> pd.DataFrame:
 
 
 def predicted_model(predicted: pd.DataFrame) -> tuple[str, int, str] | None:
-    """The (model, batch size, precision) the figure shows: the first model in name order, its largest batch."""
+    """The (model, batch size, precision) the figure shows: the last model in name order (xlmr-base before mbert-base), its largest batch."""
     if predicted.empty:
         return None
     model = sorted(predicted["model"].unique())[-1]  # xlmr-base before mbert-base: the larger vocabulary

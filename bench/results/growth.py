@@ -167,7 +167,8 @@ def step_cost_fits(runs: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     step (intercept) and seconds per token (slope, with its interval over seeds)."""
     if runs.empty or "step_time_p50_s" not in runs:
         return pd.DataFrame(columns=STEP_COST_COLUMNS)
-    runs = add_derived_metrics(runs)  # tokens_per_step
+    if "tokens_per_step" not in runs:  # usable_runs has derived it already; a raw table has not
+        runs = add_derived_metrics(runs)
     rows = []
     for keys, group in _groups(runs):
         tokens = group["tokens_per_step"].dropna()

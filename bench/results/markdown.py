@@ -483,9 +483,10 @@ def write_report(results_dir: Path, replot: bool = False) -> Path:
     results_dir = Path(results_dir)
     table = load_results(results_dir)
     runs, failed = usable_runs(table), failed_runs(table)
-    write_fits(scaling_fits(runs), results_dir)  # the fit files the report cites, even when no figure is redrawn
+    fits = scaling_fits(runs)
+    write_fits(fits, results_dir)  # the fit files the report cites, even when no figure is redrawn
     write_growth(runs, results_dir)
-    plan = figure_plan(runs, failed, scaling_fits(runs)) if len(runs) else []
+    plan = figure_plan(runs, failed, fits) if len(runs) else []
     if replot or any(not (results_dir / PLOTS_DIR / f"{stem}.png").is_file() for stem, _, _ in plan):
         drawn = {p.stem for p in plot_results(results_dir)}
         plan = [entry for entry in plan if entry[0] in drawn]
