@@ -1,9 +1,13 @@
 """Launching runs: the one way a run starts, whoever starts it (the sweep, the memory check, `bench.run`
 for several devices).
 
-Each run is a fresh process (`python -m bench.run --config-file <results.dir>/configs/<run_id>.json`,
-or torchrun starting that command on every rank), so no run inherits memory, caches or thread state
-from another. The child receives the config the parent validated and never composes its own.
+Each run is a fresh process doing what `python -m bench.run --config-file <results.dir>/configs/<run_id>.json`
+does, so no run inherits memory, caches or thread state from another. The child receives the config the
+parent validated and never composes its own. A CPU run on one rank is forked from a run server: a process
+that has imported bench.run and run nothing else, so the run starts in the state of a new interpreter
+that has just done its imports, without paying the ~4 s they take (when every run started a new
+interpreter, start-up was 18% of the default sweep). Runs on several ranks start through torchrun, and
+runs that may touch CUDA start a new interpreter: CUDA does not survive a fork.
 Children die with their parent (Linux parent-death signal), and a results directory is locked while
 a sweep or run writes to it, so a killed and restarted sweep can never run a configuration twice at once.
 
@@ -17,20 +21,26 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from bench import PROJECT_ROOT
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.measure.memory import resident_file_pages, touch_pages
 from bench.results.store import read_run, write_run
 from bench.stages import describe
 
@@ -38,6 +48,7 @@ CONFIGS_DIR = "configs"
 LOCK_FILE = ".lock"
 PARENT_PID_ENV = "BENCH_PARENT_PID"  # set for launched children: they die with this process
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
 _live: set[subprocess.Popen] = set()  # children running now, for forwarding an interrupt
 _live_lock = threading.Lock()
@@ -87,22 +98,190 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
 
 def run_child(cfg: RunConfig, log_path: Path) -> int:
     """Start one run in a fresh process and wait for it; Ctrl-C or SIGTERM here is passed on to it."""
-    command = child_command(write_config(cfg), cfg.train.devices)
+    config_file = write_config(cfg)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-    with open(log_path, "w") as log:
-        # Own session: a terminal's Ctrl-C reaches the parent, which forwards it once as SIGTERM.
-        # The child shares the results directory's lock, so it stays locked until the last child is gone.
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
-                                 start_new_session=True, preexec_fn=die_with_parent,
-                                 pass_fds=tuple(h.fileno() for h in _held_lock))  # fmt: skip
+    if can_fork(cfg):
+        child = _run_server().start(config_file, log_path)
+    else:
+        child = _new_interpreter(config_file, log_path, cfg.train.devices)
+    with _live_lock:
+        _live.add(child)
+    try:
+        return child.wait()
+    finally:
         with _live_lock:
-            _live.add(child)
+            _live.discard(child)
+
+
+def can_fork(cfg: RunConfig) -> bool:
+    """A run may be forked from the run server: one rank, on a machine without a GPU it could touch
+    (mode=predict with device=cuda runs on fake tensors, so it forks too where there is no GPU)."""
+    return cfg.train.devices == 1 and not torch.cuda.is_available()
+
+
+def _new_interpreter(config_file: Path, log_path: Path, devices: int) -> subprocess.Popen:
+    """`python -m bench.run --config-file F` (or torchrun starting it on every rank) as a new process."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(child_command(config_file, devices), stdout=log, **_child_options())
+
+
+def _child_options() -> dict:
+    """Own session: a terminal's Ctrl-C reaches the launcher, which forwards it once as SIGTERM. The child
+    dies with the launcher and shares the results directory's lock, which stays held until it is gone."""
+    return dict(stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+                start_new_session=True, preexec_fn=die_with_parent, pass_fds=tuple(h.fileno() for h in _held_lock))  # fmt: skip
+
+
+# ---------------------------------------------------------------- the run server
+
+
+class RunServer:
+    """A process that imports bench.run once and then only forks: one request at a time on its stdin
+    (config file, log path), answered on its stdout (the run's pid, then its exit code). Each launching
+    thread has its own, so the parallel launcher's runs start at once."""
+
+    def __init__(self) -> None:
+        options = {**_child_options(), "stderr": None}  # its own complaints go to the launcher's stderr, not into the answers
+        self.process = subprocess.Popen([sys.executable, "-c", "import bench.launch; bench.launch.serve_runs()"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **options)  # fmt: skip
+
+    def start(self, config_file: Path, log_path: Path) -> ForkedRun:
+        self.process.stdin.write(json.dumps([str(config_file), str(log_path)]) + "\n")
+        self.process.stdin.flush()
+        return ForkedRun(self, self._answer())
+
+    def _answer(self) -> int:
+        """The server's next answer; anything else a library printed on its stdout is passed on."""
+        while line := self.process.stdout.readline():
+            if line.startswith(ANSWER):
+                return int(line[len(ANSWER) :])
+            sys.stdout.write(line)
+        raise ServerGone(self.process.wait())  # the server died (and, by their parent-death signal, its runs)
+
+    def close(self) -> None:
+        """End of stdin: the server exits (it also does when its launcher dies)."""
         try:
-            return child.wait()
-        finally:
-            with _live_lock:
-                _live.discard(child)
+            self.process.stdin.close()
+            self.process.wait(timeout=60)  # a run it started but nobody waited for (an interrupt) ends first
+        except OSError:
+            pass
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # and its runs with it (parent-death signal)
+            self.process.wait()
+
+
+class ServerGone(Exception):
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"the run server exited with {returncode}")
+        self.returncode = returncode
+
+
+class ForkedRun:
+    """A run forked by a RunServer, with the three calls of `subprocess.Popen` the launcher uses."""
+
+    def __init__(self, server: RunServer, pid: int) -> None:
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code (negative: killed by that signal), read from the server by the thread that started
+        the run. With a timeout (stopping runs, from any thread): wait for the process to be gone."""
+        if timeout is None:
+            if self.returncode is None:
+                try:
+                    self.returncode = self.server._answer()
+                except ServerGone as gone:
+                    self.returncode = gone.returncode
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while self._alive():  # the server reaps its runs at once, so an exited run is soon no process at all
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"run {self.pid}", timeout)
+            time.sleep(0.05)
+        return self.returncode if self.returncode is not None else 0
+
+    def _alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def send_signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+ANSWER = "run-server: "  # the prefix of the server's answers on its stdout
+_servers: dict[int, RunServer] = {}  # launching thread -> its run server (closed when launch_all returns)
+
+
+def _run_server() -> RunServer:
+    thread = threading.get_ident()
+    if thread not in _servers or _servers[thread].process.poll() is not None:
+        _servers[thread] = RunServer()
+    return _servers[thread]
+
+
+def close_run_servers() -> None:
+    while _servers:
+        _servers.popitem()[1].close()
+
+
+def serve_runs() -> None:
+    """The run server's loop (see RunServer). Single-threaded, so a fork copies no lock held by another thread."""
+    importlib.import_module("bench.run")  # the imports every run needs, once: the point of the server
+    imported = resident_file_pages()  # what a new interpreter holds after these imports, and a forked child lacks
+    for line in sys.stdin:
+        config_file, log_path = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            touch_pages(imported)  # so the run's RSS counts what a new `python -m bench.run` would count
+            os._exit(_forked_run(config_file, log_path))
+        print(f"{ANSWER}{pid}", flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"{ANSWER}{os.waitstatus_to_exitcode(status)}", flush=True)
+
+
+def _forked_run(config_file: str, log_path: str) -> int:
+    """In a child of the server: `python -m bench.run --config-file F`, with what _child_options sets up."""
+    try:
+        os.setsid()
+        os.environ[PARENT_PID_ENV] = str(os.getppid())  # the server, which dies with the launcher
+        die_with_parent()
+        _name_process("bench.run")  # how ps and psutil's name() tell a run from its server
+        os.chdir(PROJECT_ROOT)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        sys.argv = [sys.executable, "-m", "bench.run", "--config-file", config_file]
+        code = importlib.import_module("bench.run").main(sys.argv[3:])  # the server imported it; `python -m` would run main
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must never return into the server's loop
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    return code
+
+
+def _name_process(name: str) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_children(timeout: float = 30.0) -> None:
@@ -172,6 +351,8 @@ def launch_all(configs: list[RunConfig], on_done: OnDone) -> None:
     except KeyboardInterrupt:
         stop_children()
         raise
+    finally:
+        close_run_servers()  # before the caller lets go of the results lock, which the servers share
 
 
 @register_launcher("local")

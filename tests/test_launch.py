@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -30,3 +31,81 @@ def test_an_unregistered_launcher_is_one_line(monkeypatch):
     monkeypatch.delitem(launch.LAUNCHERS, "local")  # configured (conf/launcher/local.yaml) but with no launcher
     with pytest.raises(BenchError, match="unknown launcher 'local'; choose from parallel, slurm"):
         launch.launch_all([compose("launcher=local")], lambda c, s: None)
+
+
+def test_the_run_server_forks_each_run_and_reports_its_exit_code(tmp_path):
+    """The server answers with the run's pid, then its exit code; the run does what `python -m bench.run
+    --config-file F` does (here: refuse a missing config with one line, exit 2). That a forked run is named
+    bench.run is checked where one lives long enough to look: the SIGKILL test below finds it by that name."""
+    server = launch.RunServer()
+    try:
+        log = tmp_path / "run.out"
+        run = server.start(tmp_path / "missing.json", log)
+        assert run.wait() == 2 and run.pid != server.process.pid
+        assert log.read_text().strip().splitlines() == [f"error: cannot read run config {tmp_path / 'missing.json'} "
+                                                        f"([Errno 2] No such file or directory: '{tmp_path / 'missing.json'}')"]  # fmt: skip
+        second = server.start(tmp_path / "missing.json", tmp_path / "second.out")  # one server, many runs
+        assert second.wait() == 2 and second.pid != run.pid
+    finally:
+        server.close()
+    assert server.process.returncode == 0, "the server exits when its launcher closes its stdin"
+
+
+def test_runs_on_a_gpu_machine_or_several_ranks_start_a_new_interpreter(monkeypatch):
+    monkeypatch.setattr(launch.torch.cuda, "is_available", lambda: False)
+    assert launch.can_fork(compose("device=cpu")) and launch.can_fork(compose("mode=predict", "device=cuda"))
+    assert not launch.can_fork(compose("device=cpu", "train.devices=2"))  # torchrun starts the ranks
+    monkeypatch.setattr(launch.torch.cuda, "is_available", lambda: True)  # CUDA would not survive the fork
+    assert not launch.can_fork(compose("device=cpu"))
+
+
+@pytest.mark.slow
+def test_a_forked_run_measures_what_a_new_interpreter_measures(tmp_path, monkeypatch):
+    """The same config run forked from the server and in a new interpreter: the same tensor peaks and loss
+    curve, and host memory within 5%: without touching the pages its imports made resident, a forked run read 20% low."""
+    from bench.results.store import read_run
+    from tests.conftest import quick_run
+
+    overrides = [*quick_run(steps=6, batch_size=8, warmup=1), "strategy=hybrid", "languages=2", "eval=none", "device=cpu"]
+    forked_cfg, fresh_cfg = (compose(*overrides, f"results.dir={tmp_path / name}") for name in ("forked", "fresh"))
+    try:
+        assert launch.launch_run(forked_cfg) == "ok"
+    finally:
+        launch.close_run_servers()
+    monkeypatch.setattr(launch, "can_fork", lambda cfg: False)
+    assert launch.launch_run(fresh_cfg) == "ok"
+    forked, fresh = read_run(tmp_path / "forked", forked_cfg.run_id), read_run(tmp_path / "fresh", fresh_cfg.run_id)
+    for field in ("peak_tensor_bytes", "peak_activation_bytes", "peak_optimizer_bytes", "tracked_step", "loss_curve"):
+        assert getattr(forked, field) == getattr(fresh, field), field
+    assert abs(forked.peak_rss_bytes / fresh.peak_rss_bytes - 1) < 0.05, (forked.peak_rss_bytes, fresh.peak_rss_bytes)
+
+
+@pytest.mark.slow
+def test_a_forked_run_killed_by_the_kernel_still_leaves_a_row(tmp_path):
+    """SIGKILL (what the out-of-memory killer sends) of a forked run: the server reports -9, the row says oom."""
+    import threading
+
+    import psutil
+
+    from bench.results.store import read_run
+    from tests.conftest import quick_run
+
+    cfg = compose(*quick_run(steps=2000, batch_size=8), "strategy=hybrid", "languages=2", "eval=none", "device=cpu",
+                  f"results.dir={tmp_path}")  # fmt: skip
+    status = {}
+    launching = threading.Thread(target=lambda: status.update(run=launch.launch_run(cfg)))
+    launching.start()
+    try:
+        deadline = time.time() + 120
+        runs = []
+        while not runs and time.time() < deadline:
+            runs = [p for p in psutil.Process().children(recursive=True) if p.name() == "bench.run"]
+            time.sleep(0.1)
+        assert runs, "no forked run appeared"
+        time.sleep(3)  # past its imports and into training
+        runs[0].kill()
+        launching.join(timeout=60)
+    finally:
+        launch.close_run_servers()
+    assert status["run"] == "oom"
+    assert read_run(tmp_path, cfg.run_id).error_message.startswith("killed by SIGKILL")

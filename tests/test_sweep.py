@@ -136,10 +136,18 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _is_run(process: psutil.Process) -> bool:
+    """A run: forked from the run server (named bench.run) or a new `python -m bench.run` interpreter."""
+    try:
+        return process.name() == "bench.run" or "bench.run" in process.cmdline()
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _wait_for_run_child(sweep_pid: int, timeout: float = 300) -> psutil.Process:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        runs = [c for c in _children(sweep_pid) if "bench.run" in " ".join(c.cmdline())]
+        runs = [c for c in _children(sweep_pid) if _is_run(c)]
         if runs:
             return runs[0]
         time.sleep(0.1)

@@ -8,8 +8,12 @@ Two costs that a language brings into every training step, both read off tokenis
     batch wastes compute on pad tokens; the padding fraction is 1 - real tokens / padded tokens,
     summed over a plan's batches (not a mean of per-batch fractions).
 
-Everything here is a pure function of token counts and collated batches (`python
-tests/benchmarks/language_tax.py` tokenises, collates and writes); nothing trains.
+A third cost is measured: the time of a training step on a batch of each language. On parallel data the
+same groups make a batch in every language, so the ratio of a language's median step time to the
+reference's is what the language itself costs the model (`time_rows`).
+
+Everything here is a pure function of token counts, collated batches and timed samples (`python
+tests/benchmarks/language_tax.py` tokenises, collates, times and writes).
 """
 
 from __future__ import annotations
@@ -99,6 +103,38 @@ def padding_row(strategy: str, objective: str, tokenizer: str, batches: Iterable
             "padded_tokens": padded, "real_tokens": real, "padding_fraction": 1 - real / padded}  # fmt: skip
 
 
+def time_rows(model: str, compute_s: Mapping[str, Sequence[float]], step_s: Mapping[str, Sequence[float]],
+              real_tokens: Mapping[str, Sequence[int]], batch_size: int, reference: str = "en") -> list[dict]:  # fmt: skip
+    """One row per language (in `compute_s` order) from per-step samples of the same batches in every language:
+    median forward + backward seconds and its interquartile range, seconds per example of the whole step
+    (optimizer included), and the ratios to `reference` of compute time and of real tokens per step."""
+    if reference not in compute_s:
+        raise ValueError(f"time_rows: reference language {reference!r} has no samples")
+    ref_compute, ref_tokens = statistics.median(compute_s[reference]), statistics.fmean(real_tokens[reference])
+    rows = []
+    for lang, samples in compute_s.items():
+        if len(samples) < 3:
+            raise ValueError(f"time_rows: {lang!r} has {len(samples)} timed steps; a median and quartiles need 3 or more")
+        q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+        tokens = statistics.fmean(real_tokens[lang])
+        rows.append({"model": model, "language": lang, "reference": reference, "steps": len(samples), "batch_size": batch_size,
+                     "compute_median_s": median, "compute_q1_s": q1, "compute_q3_s": q3,
+                     "step_s_per_example": statistics.median(step_s[lang]) / batch_size,
+                     "compute_ratio": median / ref_compute, "real_tokens_per_step": tokens, "tokens_ratio": tokens / ref_tokens})  # fmt: skip
+    return rows
+
+
+def time_table_markdown(rows: Sequence[dict]) -> str:
+    """Models as blocks of rows: per language its tokens and compute time relative to the reference."""
+    reference = rows[0]["reference"]
+    header = ["model", "language", "timed steps", "real tokens per step", f"tokens × {reference}",
+              "forward + backward (median [IQR])", f"time × {reference}", "ms per example (whole step)"]  # fmt: skip
+    body = [[r["model"], r["language"], r["steps"], f"{r['real_tokens_per_step']:,.0f}", f"{r['tokens_ratio']:.3f}",
+             f"{1e3 * r['compute_median_s']:.1f} ms [{1e3 * r['compute_q1_s']:.1f}, {1e3 * r['compute_q3_s']:.1f}]",
+             f"{r['compute_ratio']:.3f}", f"{1e3 * r['step_s_per_example']:.2f}"] for r in rows]  # fmt: skip
+    return markdown_table(header, body)
+
+
 def _distinct(rows: Sequence[dict], key: str) -> list:
     return list(dict.fromkeys(row[key] for row in rows))
 
@@ -137,30 +173,33 @@ def _percent(value: float | None, digits: int = 2) -> str:
 
 
 def render_markdown(title: str, notes: Sequence[str], token_rows: Sequence[dict], padding_rows: Sequence[dict],
-                    pending: str, figure: str | None = None) -> str:  # fmt: skip
-    """The report: notes, one token table per tokenizer, the padding table, what is still pending."""
+                    timing: str, figure: str | None = None) -> str:  # fmt: skip
+    """The report: notes, one token table per tokenizer, the padding table, the timing section."""
     parts = [f"# {title}", "\n".join(f"- {note}" for note in notes)]
     for tokenizer in _distinct(token_rows, "tokenizer"):
         parts += [f"## Tokens per text: {tokenizer}", token_table_markdown([r for r in token_rows if r["tokenizer"] == tokenizer])]
     if padding_rows:
         parts += ["## Padding per strategy", padding_table_markdown(padding_rows)]
-    parts += ["## Time per example per language", pending]
+    parts += ["## Time per example per language", timing]
     if figure:
         parts += ["## Figure", f"![the language tax]({figure})"]
     return "\n\n".join(parts) + "\n"
 
 
-def plot_language_tax(token_rows: Sequence[dict], padding_rows: Sequence[dict], out_dir: Path) -> list[Path]:
-    """Two panels, a bar per tokenizer: tokens per question relative to the reference language per
-    language (answers as dots), and padding fraction per strategy. Writes FIGURE_STEM.png and .svg."""
+def plot_language_tax(token_rows: Sequence[dict], padding_rows: Sequence[dict], out_dir: Path,
+                      time_rows: Sequence[dict] = ()) -> list[Path]:  # fmt: skip
+    """Panels with a bar per tokenizer (or model): tokens per question relative to the reference language
+    per language (answers as dots), padding fraction per strategy, and, when timed, forward + backward time
+    per language relative to the reference (tokens per step as dots). Writes FIGURE_STEM.png and .svg."""
     tokenizers = list(dict.fromkeys(_distinct(token_rows, "tokenizer") + _distinct(padding_rows, "tokenizer")))
     width = 0.8 / max(1, len(tokenizers))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(12, 4.6), layout="constrained")
+        fig = Figure(figsize=(12 + 6 * bool(time_rows), 4.6), layout="constrained")
         FigureCanvasAgg(fig)
-        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
+        panels = fig.subplots(1, 2 + bool(time_rows), gridspec_kw={"width_ratios": [1.6, 1] + [1.6] * bool(time_rows)})
+        left, right = panels[:2]
         languages = _distinct(token_rows, "language")
         for i, tokenizer in enumerate(tokenizers):
             rows = {r["language"]: r for r in token_rows if r["tokenizer"] == tokenizer}
@@ -188,8 +227,29 @@ def plot_language_tax(token_rows: Sequence[dict], padding_rows: Sequence[dict], 
         right.set_title("Padding per strategy (L = 11)")
         right.set_ylim(0, 100)
         right.legend(loc="upper left")
+        if time_rows:
+            _time_panel(panels[2], time_rows)
         paths = [out_dir / f"{FIGURE_STEM}.png", out_dir / f"{FIGURE_STEM}.svg"]
         fig.savefig(paths[0], dpi=150)
         fig.set_layout_engine("none")  # keep the layout the PNG computed
         fig.savefig(paths[1])
     return paths
+
+
+def _time_panel(ax, rows: Sequence[dict]) -> None:
+    models, languages = _distinct(rows, "model"), _distinct(rows, "language")
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        by_lang = {r["language"]: r for r in rows if r["model"] == model}
+        xs = [j + (i - (len(models) - 1) / 2) * width for j, lang in enumerate(languages) if lang in by_lang]
+        colour = _COLOURS[i % len(_COLOURS)]
+        ax.bar(xs, [by_lang[lang]["compute_ratio"] for lang in languages if lang in by_lang], width, color=colour,
+               label=f"{model}: forward + backward time")  # fmt: skip
+        ax.plot(xs, [by_lang[lang]["tokens_ratio"] for lang in languages if lang in by_lang], "o", color="black",
+                markerfacecolor=colour, ms=4, label=f"{model}: real tokens per step")  # fmt: skip
+    reference = rows[0]["reference"]
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(languages)), languages)
+    ax.set_ylabel(f"relative to {reference} (the same parallel batches)")
+    ax.set_title(f"Time of a training step on one language's batch ÷ {reference}")
+    ax.legend(loc="upper left")

@@ -11,9 +11,13 @@ multilingual-e5-small's own SentencePiece (`model=me5-small`, i.e. `tokenizer=pr
   - per registered strategy, the first BATCHES batches of its plan collated as a run would (the run's
     tokenisation: prefixes included for mE5, truncated at train.max_length): padded tokens, real tokens
     and padding fraction. The plans are the same under both tokenizers (same sampler, seed and pairs).
-Only tokenisation and collation run; no model is built or trained.
+  - per model (the tiny default under the shared WordPiece; mE5-small under its own tokenizer), the time of a
+    training step (monolingual strategy, fp32, train.threads) on a batch of each language: every repetition
+    draws BATCH groups once and times them in every language, languages in a shuffled order, after one
+    untimed warm-up round; forward + backward and the whole step (optimizer included) are timed apart.
+    Needs a quiet machine: run it alone.
 
-    python tests/benchmarks/language_tax.py [--batches 200] [--out results/language-tax]
+    python tests/benchmarks/language_tax.py [--batches 200] [--reps 20 5] [--out results/language-tax]
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,12 +36,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
 
 from bench.config import plan_runs  # noqa: E402
+from bench.core.pairs import PairRef  # noqa: E402
 from bench.data.tokenizer import unknown_rates  # noqa: E402
 from bench.measure.evidence import evidence_header  # noqa: E402
 from bench.results.language_tax import (  # noqa: E402
-    KINDS, count_tokens, paired_ratio, padding_row, plot_language_tax, render_markdown, token_tax_rows,
+    KINDS, count_tokens, paired_ratio, padding_row, plot_language_tax, render_markdown, time_rows, time_table_markdown,
+    token_tax_rows,
 )  # fmt: skip
-from bench.stages import make_collate, plan_batches, prepare_data  # noqa: E402
+from bench.measure.calibration import calibrate  # noqa: E402
+from bench.stages import build_objective, build_optimizer, make_collate, plan_batches, prepare_data  # noqa: E402
 from bench.strategies import strategy_names  # noqa: E402
 
 LANGUAGES = "languages=11"
@@ -43,8 +52,10 @@ TOKENIZERS = {  # label: overrides that select the tokenizer
     "WordPiece shared-all": (),
     "mE5-small": ("model=me5-small", "model.trim_vocabulary=false"),
 }
-PENDING = ("Pending: the measured training time per example for a batch of each language needs a quiet "
-           "machine and is not part of this run.")  # fmt: skip
+TIMED = {  # label: overrides of the model whose training step is timed per language (its own tokenizer)
+    "tiny (WordPiece shared-all)": (),
+    "mE5-small": ("model=me5-small",),
+}
 
 
 def compose(*overrides: str):
@@ -81,6 +92,41 @@ def padding_rows(label: str, overrides: tuple[str, ...], prepared, n_batches: in
     return rows
 
 
+def time_per_language(label: str, overrides: tuple[str, ...], reps: int, seed: int = 0) -> list[dict]:
+    """Median step times per language on the same parallel batches (see the module docstring)."""
+    cfg = compose(*overrides, "strategy=monolingual", LANGUAGES)
+    prepared = prepare_data(cfg)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.train.threads)
+    objective = build_objective(cfg, prepared)
+    objective.train()
+    optimizer = build_optimizer(cfg, objective)
+    collate = make_collate(cfg, prepared)
+    languages = list(prepared.pairs.index.languages)
+    everywhere = [g for g, langs in enumerate(prepared.pairs.index.group_languages) if langs >= set(languages)]
+    rng = random.Random(seed)
+    compute = {lang: [] for lang in languages}
+    step = {lang: [] for lang in languages}
+    tokens = {lang: [] for lang in languages}
+    for rep in range(reps + 1):  # round 0 warms up allocator and kernels, untimed
+        groups = rng.sample(everywhere, cfg.train.batch_size)
+        for lang in rng.sample(languages, len(languages)):
+            batch = collate(rep, [PairRef(g, lang, lang) for g in groups])
+            started = time.perf_counter()
+            loss = objective(**batch.inputs)
+            loss.backward()
+            computed = time.perf_counter()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = time.perf_counter()
+            if rep:
+                compute[lang].append(computed - started)
+                step[lang].append(done - started)
+                tokens[lang].append(batch.real_tokens)
+        print(f"  {label}: round {rep}/{reps}", flush=True)
+    return time_rows(label, compute, step, tokens, cfg.train.batch_size)
+
+
 def character_note(prepared) -> str:
     """Characters per text relative to English: how much of a token ratio is the text's own length."""
     pairs, languages = prepared.pairs, prepared.pairs.index.languages
@@ -96,6 +142,15 @@ def character_note(prepared) -> str:
             "sentences whatever the tokenizer: its answer ratio is partly segmentation, not tokenizer tax.")
 
 
+def timing_section(rows: list[dict], threads: int) -> str:
+    if not rows:
+        return "Not measured in this run (--reps 0)."
+    return ("A training step of the monolingual strategy (fp32, batch of the same parallel groups in every language, "
+            f"{threads} threads) per model under its own tokenizer; forward + backward is where the language acts, the "
+            "optimizer's share is the same in every language. Time × en follows tokens × en where compute grows with "
+            "tokens; seconds are this machine's (calibration in the notes).\n\n" + time_table_markdown(rows))
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -106,10 +161,17 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="planned batches collated per strategy")
+    parser.add_argument("--reps", type=int, nargs=len(TIMED), default=[20, 5], metavar="N",
+                        help=f"timed rounds per model ({', '.join(TIMED)}); 0 skips a model")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results/language-tax"))
     args = parser.parse_args()
+    threads = compose(LANGUAGES).train.threads
+    before = calibrate(threads)  # the timings below are seconds on this machine: its calibration beside them
+    header = evidence_header("python " + " ".join(sys.argv), threads=threads, calibrate_now=False)
+    timed = [row for (label, overrides), reps in zip(TIMED.items(), args.reps) if reps
+             for row in time_per_language(label, overrides, reps)]  # fmt: skip
+    after = calibrate(threads)
     torch.set_num_threads(1)
-    header = evidence_header("python " + " ".join(sys.argv), threads=1, calibrate_now=False)
     tokens, padding, tokenizers = [], [], {}
     for label, overrides in TOKENIZERS.items():
         cfg = compose(*overrides, LANGUAGES)
@@ -124,7 +186,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "language_tax.csv", tokens)
     write_csv(args.out / "padding_by_strategy.csv", padding)
-    plot_language_tax(tokens, padding, args.out)
+    if timed:
+        write_csv(args.out / "time_by_language.csv", timed)
+    plot_language_tax(tokens, padding, args.out, timed)
     specials = "; ".join(f"{label}: {' '.join(info['special_tokens_counted'])}" for label, info in tokenizers.items())
     notes = [
         f"XQuAD-R training split (held-out fraction {settings['heldout_fraction']}), {tokens[0]['n_texts']} parallel "
@@ -141,14 +205,17 @@ def main() -> None:
         character_note(prepared),
         "Unknown tokens: the shared-all WordPiece is trained on this split's own text, so its rate is 0 by "
         "construction; mE5's is its real coverage of this text.",
-        f"Command: `{header['command']}`; commit {header['git_commit']} (dirty: {header['git_dirty']}); nothing trained.",
+        f"Command: `{header['command']}`; commit {header['git_commit']} (dirty: {header['git_dirty']}); "
+        f"{header['cpu_model']}, calibration {before['matmul_gflops']} GFLOP/s before the timing and "
+        f"{after['matmul_gflops']} after ({threads} threads).",
     ]
-    text = render_markdown("The language tax: what the languages themselves cost", notes, tokens, padding, PENDING,
-                           "language_tax.png")  # fmt: skip
+    text = render_markdown("The language tax: what the languages themselves cost", notes, tokens, padding,
+                           timing_section(timed, threads), "language_tax.png")  # fmt: skip
     (args.out / "language_tax.md").write_text(text)
-    provenance = {**header, "settings": settings, "batches_per_strategy": args.batches, "tokenizers": tokenizers,
+    provenance = {**header, "calibration": before, "calibration_after": after, "settings": settings,
+                  "batches_per_strategy": args.batches, "timed_rounds": dict(zip(TIMED, args.reps)), "tokenizers": tokenizers,
                   "files": ["language_tax.csv", "padding_by_strategy.csv", "language_tax.md", "language_tax.png",
-                            "language_tax.svg"]}  # fmt: skip
+                            "language_tax.svg"] + ["time_by_language.csv"] * bool(timed)}  # fmt: skip
     (args.out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
     print(text)
 

@@ -254,3 +254,33 @@ def test_tracker_agrees_with_the_caching_allocator_on_cuda():
     assert tracker.peak.total_bytes > 2**30 * 0.5  # large enough that the fixed slack below is small
     assert tracker.peak.total_bytes <= allocator.peak_allocated_bytes
     assert allocator.peak_allocated_bytes <= tracker.peak.total_bytes * 1.02 + 64 * 2**20
+
+
+def _rss_file_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))
+
+
+def test_a_forked_child_touching_its_parents_resident_file_pages_counts_them_again():
+    """The run server's fork: without touch_pages the child's RSS lacks the library pages the parent's
+    imports made resident; with it the child holds what the parent holds (bench/launch.py relies on it)."""
+    import os
+
+    from bench.measure.memory import resident_file_pages, touch_pages
+
+    parent = _rss_file_kb()
+    ranges = resident_file_pages()
+    assert ranges and all(start < end for start, end in ranges)
+    assert sum(end - start for start, end in ranges) >= 0.9 * parent * 1024  # the ranges are the RssFile
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child only reads /proc and memory: safe after fork
+        before = _rss_file_kb()
+        touch_pages(ranges)
+        os.write(write, f"{before} {_rss_file_kb()}".encode())
+        os._exit(0)
+    os.close(write)
+    before, after = map(int, os.read(read, 100).split())
+    os.waitpid(pid, 0)
+    assert before < 0.5 * parent, "a fork leaves unwritten file pages out of the child's page tables"
+    assert after >= 0.95 * parent

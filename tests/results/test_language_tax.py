@@ -9,7 +9,8 @@ import pytest
 from bench.core.pairs import PairRef
 from bench.data.collate import SpecialIds, TokenizedPairs, collate_contrastive
 from bench.results.language_tax import (
-    count_tokens, length_summary, paired_ratio, padding_row, plot_language_tax, render_markdown, token_tax_rows,
+    count_tokens, length_summary, paired_ratio, padding_row, plot_language_tax, render_markdown, time_rows,
+    time_table_markdown, token_tax_rows,
 )  # fmt: skip
 
 
@@ -99,3 +100,32 @@ def test_markdown_and_figure(tmp_path):
     paths = plot_language_tax(tokens, padding, tmp_path)
     assert [p.name for p in paths] == ["language_tax.png", "language_tax.svg"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_time_rows_medians_quartiles_and_ratios_to_the_reference():
+    compute = {"en": [0.10, 0.30, 0.20, 0.90], "th": [0.41, 0.39, 0.40]}  # an outlier moves a mean, not a median
+    step = {"en": [0.2, 0.4, 0.3, 1.0], "th": [0.5, 0.5, 0.5]}
+    tokens = {"en": [100, 100, 100, 100], "th": [180, 180, 180]}
+    en, th = time_rows("tiny", compute, step, tokens, batch_size=10)
+    assert en["compute_median_s"] == pytest.approx(0.25) and en["compute_ratio"] == 1.0
+    assert (en["compute_q1_s"], en["compute_q3_s"]) == (pytest.approx(0.175), pytest.approx(0.45))
+    assert th["compute_ratio"] == pytest.approx(0.40 / 0.25) and th["tokens_ratio"] == pytest.approx(1.8)
+    assert th["step_s_per_example"] == pytest.approx(0.05) and en["step_s_per_example"] == pytest.approx(0.035)
+    table = time_table_markdown([en, th])
+    assert "| tiny | th | 3 | 180 | 1.800 | 400.0 ms [395.0, 405.0] | 1.600 | 50.00 |" in table
+    with pytest.raises(ValueError, match="reference language 'en'"):
+        time_rows("tiny", {"th": [1, 2, 3]}, step, tokens, 10)
+    with pytest.raises(ValueError, match="3 or more"):
+        time_rows("tiny", {"en": [1, 2]}, step, tokens, 10)
+
+
+def test_the_figure_gains_a_timing_panel(tmp_path):
+    tokens = token_tax_rows("fake", lengths_of(TEXTS), {}, max_length=5)
+    padding = [padding_row("mono", "contrastive", "fake", [SimpleNamespace(padded_tokens=8, real_tokens=6)])]
+    timed = time_rows("tiny", {"en": [1, 2, 3], "de": [2, 3, 4]}, {"en": [1, 2, 3], "de": [2, 3, 4]},
+                      {"en": [5, 5, 5], "de": [6, 6, 6]}, 4)  # fmt: skip
+    plot_language_tax(tokens, padding, tmp_path / "two")
+    plot_language_tax(tokens, padding, tmp_path / "three", timed)
+    from matplotlib.image import imread
+
+    assert imread(tmp_path / "three" / "language_tax.png").shape[1] > 1.3 * imread(tmp_path / "two" / "language_tax.png").shape[1]
