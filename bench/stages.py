@@ -118,17 +118,27 @@ def load_data(cfg: RunConfig) -> LareqaDataset:
 
 def prepare_data(cfg: RunConfig, profiler=None) -> Prepared:
     """Training split, pairs, the run's tokenizer and every training text tokenised once."""
+    return tokenize_pairs(cfg, *load_pairs(cfg, profiler), profiler=profiler)
+
+
+def load_pairs(cfg: RunConfig, profiler=None) -> tuple[LareqaDataset, LareqaDataset, TrainingPairs]:
+    """The whole dataset, its training split, and the training pairs of the run's languages (stage data)."""
     with _stage(profiler, "data"):
         full = load_data(cfg)
         train_split, _ = split_by_article(full, cfg.data.heldout_fraction)
-        pairs = training_pairs(train_split, cfg.languages)
+        return full, train_split, training_pairs(train_split, cfg.languages)
+
+
+def tokenize_pairs(cfg: RunConfig, full: LareqaDataset, train_split: LareqaDataset, pairs: TrainingPairs,
+                   plan: list[PairBatch] | None = None, profiler=None) -> Prepared:  # fmt: skip
+    """The run's tokenizer, and the training texts tokenised: all of them, or those `plan` uses (stage tokenizer)."""
     with _stage(profiler, "tokenizer"):
         tokenizer = tokenizer_for_run(cfg.tokenizer, cfg.model, texts_by_language(train_split), cfg.languages)
         if cfg.model.pretrained:  # before anything runs: a tokenizer that overruns the checkpoint's rows
             check_vocabulary(tokenizer.vocab_size, load_pretrained_config(cfg.model.pretrained).vocab_size, f"model={cfg.model.name}")
         if cfg.model.trim_vocabulary:
             tokenizer = tokenizer.trimmed(vocabulary_texts(cfg, full))
-        tokenized = TokenizedPairs.build(tokenizer, pairs.queries, pairs.passages, cfg.train.max_length)
+        tokenized = TokenizedPairs.build(tokenizer, pairs.queries, pairs.passages, cfg.train.max_length, plan)
     vocab = max(cfg.model.vocab_size or 0, tokenizer.vocab_size)
     return Prepared(train_split, pairs, tokenizer, tokenized, SpecialIds.of(tokenizer, vocab))
 
@@ -286,9 +296,13 @@ class RunPipeline:
         self.cfg, self.profiler = cfg, profiler
 
     @cached_property
+    def _data(self) -> tuple[LareqaDataset, LareqaDataset, TrainingPairs]:
+        return load_pairs(self.cfg, self.profiler)
+
+    @cached_property
     def prepared(self) -> Prepared:
-        """Training split, pairs, tokenizer, tokenised texts (stages data and tokenizer)."""
-        return prepare_data(self.cfg, self.profiler)
+        """Training split, pairs, tokenizer, and the texts the plan uses tokenised (stages data and tokenizer)."""
+        return tokenize_pairs(self.cfg, *self._data, plan=self.plan, profiler=self.profiler)
 
     @cached_property
     def eval_sets(self) -> list[EvalSet]:
@@ -298,7 +312,7 @@ class RunPipeline:
     @cached_property
     def plan(self) -> list[PairBatch]:
         """The global batches, step by step: identical on every rank."""
-        return plan_batches(self.cfg, self.prepared.pairs)
+        return plan_batches(self.cfg, self._data[2])
 
     @cached_property
     def collate(self) -> Collate:

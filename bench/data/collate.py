@@ -45,13 +45,17 @@ class TokenizedPairs:
 
     @classmethod
     def build(cls, tokenizer: RunTokenizer, queries: dict[tuple[int, str], str], passages: dict[tuple[int, str], str],
-              max_length: int) -> TokenizedPairs:  # fmt: skip
-        def encode(texts: dict[tuple[int, str], str], kind: str) -> dict[tuple[int, str], list[int]]:
-            keys = list(texts)
+              max_length: int, plan: list[PairBatch] | None = None) -> TokenizedPairs:  # fmt: skip
+        """Every text, or with `plan` only the texts its batches use (a text's ids never depend on the others:
+        at 104 synthetic languages the 20-step plan of a prediction uses 2% of 186,000 texts)."""
+        def encode(texts: dict[tuple[int, str], str], kind: str, used: set | None) -> dict[tuple[int, str], list[int]]:
+            keys = list(texts) if used is None else [k for k in texts if k in used]
             ids = tokenizer.encode([texts[k] for k in keys], kind)
             return {k: _truncate(row, max_length) for k, row in zip(keys, ids)}
 
-        return cls(encode(queries, "query"), encode(passages, "passage"))
+        used_queries = None if plan is None else {(r.group, r.query_lang) for batch in plan for r in batch}
+        used_passages = None if plan is None else {(r.group, r.passage_lang) for batch in plan for r in batch}
+        return cls(encode(queries, "query", used_queries), encode(passages, "passage", used_passages))
 
     def sequences(self, batch: PairBatch) -> tuple[list[list[int]], list[list[int]]]:
         return (

@@ -25,6 +25,17 @@ def test_contrastive_batch_pads_to_the_longest_text_and_counts_work():
     assert batch.real_tokens <= batch.padded_tokens and batch.n_samples == 2
 
 
+def test_a_plan_tokenizes_only_the_texts_its_batches_use_with_the_same_ids():
+    tokenizer, every, _ = _setup()
+    queries = {(0, "en"): TEXTS[0], (1, "en"): TEXTS[1], (0, "de"): TEXTS[3], (1, "de"): TEXTS[2]}
+    passages = {k: v + " indeed" for k, v in queries.items()}
+    plan = [[PairRef(0, "en", "de")], [PairRef(0, "en", "en")]]
+    used = TokenizedPairs.build(tokenizer, queries, passages, 16, plan)
+    assert set(used.queries) == {(0, "en")} and set(used.passages) == {(0, "de"), (0, "en")}
+    assert all(used.queries[k] == every.queries[k] for k in used.queries)
+    assert all(used.passages[k] == every.passages[k] for k in used.passages)
+
+
 def test_truncation_keeps_the_closing_separator():
     tokenizer, pairs, ids = _setup(max_length=4)
     sep = tokenizer.backend.token_to_id("[SEP]")
