@@ -3,7 +3,8 @@
 Draws MEASURED_DIR/plots/answer.png (and .svg): time per step and peak tensor memory against L for every
 strategy under a fixed and a growing vocabulary (measured), and GPU memory to 104 languages (predicted,
 from PREDICTED_DIR); `--readme FILE` rewrites that file's block `answer` with the table per strategy
-(bench.results.answer). Defaults: results/scaling and results/predict-104, the two experiments behind it;
+(bench.results.answer), with what each strategy buys from the quality experiment (`--quality`, default
+results/alpha-frontier). Defaults: results/scaling and results/predict-104, the two experiments behind it;
 without the predicted directory, the measured part alone.
 """
 
@@ -25,15 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.answer", description=__doc__.splitlines()[0])
     parser.add_argument("measured_dir", type=Path, nargs="?", default=Path("results/scaling"))
     parser.add_argument("predicted_dir", type=Path, nargs="?", default=Path("results/predict-104"))
+    parser.add_argument("--quality", type=Path, default=Path("results/alpha-frontier"), metavar="DIR",
+                        help="the quality experiment whose multilingual mAP the table shows per strategy (skipped if absent)")
     parser.add_argument("--readme", type=Path, nargs="*", default=[], metavar="FILE", help="rewrite these files' block `answer`")
     args = parser.parse_args(argv)
     predicted = args.predicted_dir if args.predicted_dir.is_dir() else None
+    quality = args.quality if args.quality.is_dir() else None
     if predicted is None:
         print(f"no {args.predicted_dir}: measured rows only")
     written = write_answer_figure(args.measured_dir, predicted, args.measured_dir / PLOTS_DIR / ANSWER_FIGURE)
     print(f"wrote {written[0]} and {written[1].name}")
     for document in args.readme:
-        document.write_text(replace_block(document.read_text(), BLOCK, answer_block(args.measured_dir, predicted)))
+        document.write_text(replace_block(document.read_text(), BLOCK, answer_block(args.measured_dir, predicted, quality)))
         print(f"wrote {document} (block {BLOCK})")
     return 0
 

@@ -104,9 +104,35 @@ def _predicted_panel(ax, predicted: pd.DataFrame, shown: tuple[str, int, str], s
     ax.set_title(f"Predicted: {model}, batch {batch}, {label}")
 
 
-def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame) -> str:
+QUALITY_COLUMNS = ("eval_heldout_map_multi", "eval_zeroshot_map_multi")  # what a strategy buys: multilingual mAP
+
+
+def quality_precision(quality: pd.DataFrame) -> str:
+    """The precision most of the quality experiment's runs trained in (its arms; others are parity checks)."""
+    return str(quality["mixed_precision"].mode().iloc[0])
+
+
+def quality_cells(measured: pd.DataFrame, quality: pd.DataFrame) -> dict[str, str]:
+    """Per strategy, the mean multilingual mAP of the quality experiment's runs in its arms' precision with
+    the measured sweep's `alpha` (a hybrid at another alpha is another arm), held-out and zero-shot, and n."""
+    if quality.empty:
+        return {}
+    quality = quality[quality["mixed_precision"] == quality_precision(quality)]
+    cells = {}
+    for strategy, rows in measured.groupby("strategy"):
+        alpha = rows["alpha"].iloc[0] if "alpha" in rows else None
+        arm = quality[quality["strategy"] == strategy]
+        arm = arm[arm["alpha"].isna()] if pd.isna(alpha) else arm[arm["alpha"] == alpha]
+        if len(arm):
+            means = " / ".join(f"{arm[c].mean():.3f}" for c in QUALITY_COLUMNS)
+            cells[strategy] = f"{means} (n={len(arm)})"
+    return cells
+
+
+def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.DataFrame | None = None) -> str:
     """One row per strategy: what an added language costs (time per step, tensor memory) under each vocabulary
-    policy, and the predicted GPU memory at the largest L with the device sizes that hold it."""
+    policy, the predicted GPU memory at the largest L with the device sizes that hold it, and what the
+    strategy buys (multilingual mAP in the quality experiment, where it has the strategy as an arm)."""
     growth = growth_fits(measured, ["step_time_p50_s", "peak_tensor_bytes"])
     cells = {(r.strategy, r.tokenizer_policy, r.metric): slope_text(r.slope, r.slope_ci_low, r.slope_ci_high, r.shape,
                                                                     "seconds" if r.metric.endswith("_s") else "bytes")
@@ -119,28 +145,38 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame) -> str:
     header = ["strategy"] + [f"time per step per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES] + [
         f"tensor memory per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES]
     if shown is not None:
-        header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})", "fits 24 GiB", "fits 80 GiB"]
+        header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})", "fits 16 GiB", "fits 24 GiB"]
+    buys = quality_cells(measured, quality) if quality is not None else {}
+    if quality is not None:
+        header += ["multilingual mAP, XQuAD-R held-out / MLQA-R (quality experiment)"]
     rows = []
     for strategy in strategy_styles(sorted(set(measured["strategy"]))):
         row = [strategy] + [cells.get((strategy, p, m), "–") for m in ("step_time_p50_s", "peak_tensor_bytes") for p in POLICY_LINES]
         if shown is not None:
             fit = by_strategy.loc[strategy] if strategy in by_strategy.index else None
             row += ["–", "–", "–"] if fit is None else [
-                f"{fit.total_gib_max:.1f}", fit_text(fit.fits_24gib, fit.n_languages_max), fit_text(fit.fits_80gib, fit.n_languages_max)]
+                f"{fit.total_gib_max:.1f}", fit_text(fit.fits_16gib, fit.n_languages_max), fit_text(fit.fits_24gib, fit.n_languages_max)]
+        if quality is not None:
+            row += [buys.get(strategy, "not an arm")]
         rows.append(row)
     return markdown_table(header, rows)
 
 
-def answer_block(measured_dir: Path, predicted_dir: Path | None) -> str:
+def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Path | None = None) -> str:
     """The README's block `answer`: where the numbers come from, and the table."""
     measured = measured_runs(measured_dir)
     predicted = predicted_rows(usable_runs(load_results(predicted_dir))) if predicted_dir is not None else pd.DataFrame()
+    quality = measured_runs(quality_dir) if quality_dir is not None else None
     seeds = measured.groupby(["strategy", "tokenizer_policy", "n_languages"]).size()
     source = (f"Measured: `{Path(measured_dir).as_posix()}` ({len(measured)} runs, {seeds.min()}–{seeds.max()} seeds per point, "
               f"{distinct(measured, 'model')} model, {distinct(measured, 'cpu_model')})")
     if predicted_dir is not None:
         source += f"; predicted: `{Path(predicted_dir).as_posix()}` ({len(predicted)} rows, nothing allocated)"
-    return source + ". Intervals are 95%; 'flat': the interval holds 0.\n\n" + answer_table(measured, predicted)
+    if quality is not None:
+        precision = {"no": "fp32"}.get(quality_precision(quality), quality_precision(quality))
+        source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' {precision} runs, "
+                   "mean over seeds; the paired tests are its verdict)")
+    return source + ". Intervals are 95%; 'flat': the interval holds 0.\n\n" + answer_table(measured, predicted, quality)
 
 
 def write_answer_figure(measured_dir: Path, predicted_dir: Path | None, out: Path) -> list[Path]:

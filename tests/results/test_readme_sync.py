@@ -33,7 +33,7 @@ def regenerate(name: str) -> str:
         from bench.results.answer import answer_block
 
         predicted = Path("results/predict-104")
-        return answer_block(Path("results/scaling"), predicted if predicted.is_dir() else None)
+        return answer_block(Path("results/scaling"), predicted if predicted.is_dir() else None, Path("results/alpha-frontier"))
     raise AssertionError(f"README block {name!r} has no generator in this test")
 
 
