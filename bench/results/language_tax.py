@@ -200,21 +200,10 @@ def plot_language_tax(token_rows: Sequence[dict], padding_rows: Sequence[dict], 
         FigureCanvasAgg(fig)
         panels = fig.subplots(1, 2 + bool(time_rows), gridspec_kw={"width_ratios": [1.6, 1] + [1.6] * bool(time_rows)})
         left, right = panels[:2]
-        languages = _distinct(token_rows, "language")
-        for i, tokenizer in enumerate(tokenizers):
-            rows = {r["language"]: r for r in token_rows if r["tokenizer"] == tokenizer}
-            xs = [j + (i - (len(tokenizers) - 1) / 2) * width for j, lang in enumerate(languages) if lang in rows]
-            colour = _COLOURS[i % len(_COLOURS)]
-            left.bar(xs, [rows[lang]["question_ratio"] for lang in languages if lang in rows], width, color=colour,
-                     label=f"{tokenizer}: questions")  # fmt: skip
-            left.plot(xs, [rows[lang]["answer_ratio"] for lang in languages if lang in rows], "o", color="black",
-                      markerfacecolor=colour, ms=4, label=f"{tokenizer}: answer sentences")  # fmt: skip
         reference = token_rows[0]["reference"] if token_rows else "reference"
-        left.axhline(1.0, color="black", lw=0.8)
-        left.set_xticks(range(len(languages)), languages)
-        left.set_ylabel(f"tokens per text relative to {reference} (same parallel texts)")
-        left.set_title(f"Tokenizer tax: tokens per question ÷ {reference}")
-        left.legend(loc="upper left")
+        _ratio_panel(left, token_rows, "tokenizer", ("question_ratio", "questions"), ("answer_ratio", "answer sentences"),
+                     f"tokens per text relative to {reference} (same parallel texts)",
+                     f"Tokenizer tax: tokens per question ÷ {reference}")  # fmt: skip
         strategies = _distinct(padding_rows, "strategy")
         for i, tokenizer in enumerate(tokenizers):
             rows = {r["strategy"]: r for r in padding_rows if r["tokenizer"] == tokenizer}
@@ -237,19 +226,27 @@ def plot_language_tax(token_rows: Sequence[dict], padding_rows: Sequence[dict], 
 
 
 def _time_panel(ax, rows: Sequence[dict]) -> None:
-    models, languages = _distinct(rows, "model"), _distinct(rows, "language")
-    width = 0.8 / max(1, len(models))
-    for i, model in enumerate(models):
-        by_lang = {r["language"]: r for r in rows if r["model"] == model}
-        xs = [j + (i - (len(models) - 1) / 2) * width for j, lang in enumerate(languages) if lang in by_lang]
-        colour = _COLOURS[i % len(_COLOURS)]
-        ax.bar(xs, [by_lang[lang]["compute_ratio"] for lang in languages if lang in by_lang], width, color=colour,
-               label=f"{model}: forward + backward time")  # fmt: skip
-        ax.plot(xs, [by_lang[lang]["tokens_ratio"] for lang in languages if lang in by_lang], "o", color="black",
-                markerfacecolor=colour, ms=4, label=f"{model}: real tokens per step")  # fmt: skip
     reference = rows[0]["reference"]
+    _ratio_panel(ax, rows, "model", ("compute_ratio", "forward + backward time"), ("tokens_ratio", "real tokens per step"),
+                 f"relative to {reference} (the same parallel batches)",
+                 f"Time of a training step on one language's batch ÷ {reference}")  # fmt: skip
+
+
+def _ratio_panel(ax, rows: Sequence[dict], series: str, bars: tuple[str, str], dots: tuple[str, str], ylabel: str,
+                 title: str) -> None:  # fmt: skip
+    """Per language, a bar per `series` value (tokenizer or model) for one ratio to the reference, dots for another."""
+    names, languages = _distinct(rows, series), _distinct(rows, "language")
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        by_lang = {r["language"]: r for r in rows if r[series] == name}
+        xs = [j + (i - (len(names) - 1) / 2) * width for j, lang in enumerate(languages) if lang in by_lang]
+        colour = _COLOURS[i % len(_COLOURS)]
+        ax.bar(xs, [by_lang[lang][bars[0]] for lang in languages if lang in by_lang], width, color=colour,
+               label=f"{name}: {bars[1]}")  # fmt: skip
+        ax.plot(xs, [by_lang[lang][dots[0]] for lang in languages if lang in by_lang], "o", color="black",
+                markerfacecolor=colour, ms=4, label=f"{name}: {dots[1]}")  # fmt: skip
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(range(len(languages)), languages)
-    ax.set_ylabel(f"relative to {reference} (the same parallel batches)")
-    ax.set_title(f"Time of a training step on one language's batch ÷ {reference}")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="upper left")
