@@ -168,7 +168,8 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
     predicted = predicted_rows(usable_runs(load_results(predicted_dir))) if predicted_dir is not None else pd.DataFrame()
     quality = measured_runs(quality_dir) if quality_dir is not None else None
     seeds = measured.groupby(["strategy", "tokenizer_policy", "n_languages"]).size()
-    source = (f"Measured: `{Path(measured_dir).as_posix()}` ({len(measured)} runs, {seeds.min()}–{seeds.max()} seeds per point, "
+    per_point = str(seeds.min()) if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    source = (f"Measured: `{Path(measured_dir).as_posix()}` ({len(measured)} runs, {per_point} seeds per point, "
               f"{distinct(measured, 'model')} model, {distinct(measured, 'cpu_model')})")
     if predicted_dir is not None:
         source += f"; predicted: `{Path(predicted_dir).as_posix()}` ({len(predicted)} rows, nothing allocated)"
