@@ -49,6 +49,7 @@ LOCK_FILE = ".lock"
 PARENT_PID_ENV = "BENCH_PARENT_PID"  # set for launched children: they die with this process
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
+ANSWER = "run-server: "  # the prefix of a run server's answers on its stdout
 
 _live: set[subprocess.Popen] = set()  # children running now, for forwarding an interrupt
 _live_lock = threading.Lock()
@@ -101,7 +102,10 @@ def run_child(cfg: RunConfig, log_path: Path) -> int:
     config_file = write_config(cfg)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if can_fork(cfg):
-        child = _run_server().start(config_file, log_path)
+        try:
+            child = _run_server().start(config_file, log_path)
+        except ServerGone as gone:  # it could not even start (e.g. its imports failed): the run leaves a failed row
+            return gone.returncode
     else:
         child = _new_interpreter(config_file, log_path, cfg.train.devices)
     with _live_lock:
@@ -216,7 +220,6 @@ class ForkedRun:
         self.send_signal(signal.SIGKILL)
 
 
-ANSWER = "run-server: "  # the prefix of the server's answers on its stdout
 _servers: dict[int, RunServer] = {}  # launching thread -> its run server (closed when launch_all returns)
 
 

@@ -51,6 +51,21 @@ def test_the_run_server_forks_each_run_and_reports_its_exit_code(tmp_path):
     assert server.process.returncode == 0, "the server exits when its launcher closes its stdin"
 
 
+def test_a_run_server_that_dies_before_the_run_starts_leaves_a_failed_row(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.results.store import read_run
+
+    def start(config_file, log_path):
+        raise launch.ServerGone(1)  # e.g. its imports failed
+
+    monkeypatch.setattr(launch, "can_fork", lambda cfg: True)
+    monkeypatch.setattr(launch, "_run_server", lambda: SimpleNamespace(start=start))
+    cfg = compose(f"results.dir={tmp_path}")
+    assert launch.launch_run(cfg) == "failed"
+    assert read_run(tmp_path, cfg.run_id).error_message.startswith("exited with code 1 without a result")
+
+
 def test_runs_on_a_gpu_machine_or_several_ranks_start_a_new_interpreter(monkeypatch):
     monkeypatch.setattr(launch.torch.cuda, "is_available", lambda: False)
     assert launch.can_fork(compose("device=cpu")) and launch.can_fork(compose("mode=predict", "device=cuda"))

@@ -33,6 +33,7 @@ work there as they are), run one step to create the optimizer state, then track 
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import weakref
 from dataclasses import dataclass
@@ -285,8 +286,6 @@ def _present_runs(start: int, entries: bytes) -> list[tuple[int, int]]:
 def touch_pages(ranges: list[tuple[int, int]]) -> int:
     """Read one byte of every page in `ranges` (addresses of this process): each becomes resident in its
     page tables and counts in its RSS, as it would after the same work in this process. Pages touched."""
-    import ctypes
-
     touched = 0
     for start, end in ranges:
         for address in range(start, end, _PAGE):

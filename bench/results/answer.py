@@ -21,7 +21,7 @@ from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_ro
 from bench.results.figures import L_LABEL, STYLE, display_unit, strategy_styles
 from bench.results.fit import MEASURED, usable_runs
 from bench.results.growth import growth_fits
-from bench.results.markdown import distinct, markdown_table, slope_text
+from bench.results.markdown import distinct, markdown_table, precision_label, slope_text
 from bench.results.store import load_results
 
 ANSWER_FIGURE = "answer"
@@ -100,7 +100,7 @@ def _predicted_panel(ax, predicted: pd.DataFrame, shown: tuple[str, int, str], s
     ax.set_ylim(0, max(ceiling, top) * 1.08)
     ax.set_xlabel(L_LABEL + " (synthetic past 11)")
     ax.set_ylabel("Predicted GPU memory (GiB)")
-    label = "fp32" if precision == "no" else precision
+    label = precision_label(precision)
     ax.set_title(f"Predicted: {model}, batch {batch}, {label}")
 
 
@@ -146,8 +146,8 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.Da
         f"tensor memory per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES]
     if shown is not None:
         header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})", "fits 16 GiB", "fits 24 GiB"]
-    buys = quality_cells(measured, quality) if quality is not None else {}
     if quality is not None:
+        buys = quality_cells(measured, quality)
         header += ["multilingual mAP, XQuAD-R held-out / MLQA-R (quality experiment)"]
     rows = []
     for strategy in strategy_styles(sorted(set(measured["strategy"]))):
@@ -174,8 +174,8 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
     if predicted_dir is not None:
         source += f"; predicted: `{Path(predicted_dir).as_posix()}` ({len(predicted)} rows, nothing allocated)"
     if quality is not None:
-        precision = {"no": "fp32"}.get(quality_precision(quality), quality_precision(quality))
-        source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' {precision} runs, "
+        source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' "
+                   f"{precision_label(quality_precision(quality))} runs, "
                    "mean over seeds; the paired tests are its verdict)")
     return source + ". Intervals are 95%; 'flat': the interval holds 0.\n\n" + answer_table(measured, predicted, quality)
 

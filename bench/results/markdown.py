@@ -323,7 +323,7 @@ def progress_block(results_dir: Path) -> str:
         row = table.loc[run_id]
         done += row["status"] in ("ok", "predicted")
         params = ", ".join(f"{k} {v}" for k, v in json.loads(row.get("strategy_params") or "{}").items() if k in ("alpha", "schedule"))
-        rows.append([f"`{run_id}`", params, _precision(row.get("mixed_precision")), _plain(row.get("seed")), row["status"],
+        rows.append([f"`{run_id}`", params, precision_label(row.get("mixed_precision")), _plain(row.get("seed")), row["status"],
                      fmt(row.get("wall_s")), "yes" if row.get("contended") else "no"]
                     + [fmt(row.get(column)) for column, _ in metrics])  # fmt: skip
     head = (f"From `{results_dir.as_posix()}`: {done} of {len(planned)} planned runs done "
@@ -332,7 +332,8 @@ def progress_block(results_dir: Path) -> str:
     return head + "\n\n" + markdown_table(header, rows)
 
 
-def _precision(value) -> str:
+def precision_label(value) -> str:
+    """A row's `mixed_precision` as a reader says it: 'no' is fp32."""
     return "" if value is None or value != value else ("fp32" if value == "no" else str(value))
 
 
