@@ -139,11 +139,11 @@ def test_cli_prints_one_line_and_exits_2(entry, override, tmp_path):
 
 
 def test_the_scaling_experiment_crosses_every_strategy_with_both_vocabulary_policies():
-    """conf/experiment/scaling.yaml: 5 strategies x 4 L x 3 seeds x {fixed, growing vocabulary}, 60 steps at every L."""
+    """conf/experiment/scaling.yaml: 5 strategies x 4 L x 5 seeds x {fixed, growing vocabulary}, 60 steps at every L."""
     planned = plan_runs("config", ["+experiment=scaling"], sweep=True)
     configs = [p.config for p in planned]
-    assert len(configs) == len(strategy_names()) * 4 * 3 * 2
+    assert len(configs) == len(strategy_names()) * 4 * 5 * 2
     assert {c.tokenizer.policy for c in configs} == {"shared-all", "selected-scaled"}
     assert {c.steps for c in configs} == {60} and not any(c.eval.enabled for c in configs)
-    assert {len(c.languages) for c in configs} == {2, 4, 8, 11} and {c.seed for c in configs} == {0, 1, 2}
+    assert {len(c.languages) for c in configs} == {2, 4, 8, 11} and {c.seed for c in configs} == {0, 1, 2, 3, 4}
     assert {c.results.dir for c in configs} == {"results/scaling"}
