@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
 from bench.results.figures import L_LABEL, STYLE, display_unit, strategy_styles
 from bench.results.fit import MEASURED, usable_runs
-from bench.results.growth import growth_fits
-from bench.results.markdown import distinct, markdown_table, precision_label, slope_text
+from bench.results.growth import CRITERIA, growth_fits
+from bench.results.markdown import distinct, markdown_table, precision_label, seeds_per_point, slope_text
 from bench.results.store import load_results
 
 ANSWER_FIGURE = "answer"
@@ -167,7 +167,7 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
     measured = measured_runs(measured_dir)
     predicted = predicted_rows(usable_runs(load_results(predicted_dir))) if predicted_dir is not None else pd.DataFrame()
     quality = measured_runs(quality_dir) if quality_dir is not None else None
-    seeds = measured.groupby(["strategy", "tokenizer_policy", "n_languages"]).size()
+    seeds = seeds_per_point(measured)
     per_point = str(seeds.min()) if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     source = (f"Measured: `{Path(measured_dir).as_posix()}` ({len(measured)} runs, {per_point} seeds per point, "
               f"{distinct(measured, 'model')} model, {distinct(measured, 'cpu_model')})")
@@ -177,7 +177,7 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
         source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' "
                    f"{precision_label(quality_precision(quality))} runs, "
                    "mean over seeds; the paired tests are its verdict)")
-    return source + ". Intervals are 95%; 'flat': the interval holds 0.\n\n" + answer_table(measured, predicted, quality)
+    return f"{source}. {CRITERIA}\n\n" + answer_table(measured, predicted, quality)
 
 
 def write_answer_figure(measured_dir: Path, predicted_dir: Path | None, out: Path) -> list[Path]:

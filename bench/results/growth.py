@@ -2,19 +2,28 @@
 
 Memory is a fixed model plus a per-language part (more vocabulary rows, longer and more varied batches),
 so the number a user can plan with is the slope of cost = intercept + slope · L: bytes (or seconds) per
-added language. It is fitted by least squares over every run (all seeds), with a 95% interval from a
-bootstrap over seeds (whole seeds resampled, so seed-to-seed spread widens it) when there are at least 3
-seeds, else Student's t over the points. A slope whose interval holds 0 is "flat": the evidence does not
-show growth, whatever the sign of the estimate. The power law of `fit.py` is compared on the same points
-(both have two parameters; R² in the original units) and named the shape only where it fits clearly
-better (`POWER_MARGIN`).
+added language. Each seed's runs are fitted by least squares on their own; the slope reported is the mean
+of the per-seed slopes, and its 95% interval is Student's t over them: mean ± t(0.975, n−1) · sd / √n for
+n seeds. Seeds are the independent replicates (a seed fixes the batch plan, so all its points share its
+batches), so this interval has its stated coverage with as few as 2 seeds; `tests/results/test_growth.py`
+checks 95% by simulation at 3 and 5 seeds. (A percentile bootstrap over 3 seeds is the min–max of their
+slopes: about 75%.) With one seed there is no interval and no call, unless the points lie exactly on the
+line (a deterministic count, such as parameter bytes: exact).
 
-Time per step follows the tokens a step processes (padding included) more than the language count, so
-step time is also fitted against tokens per step: seconds per token, and the fixed cost of a step.
+Calls, each with its stated criterion (CRITERIA, quoted in the reports):
+- "flat": the slope's interval holds 0: these runs show no growth, whatever the sign of the estimate;
+- "curved": the per-seed quadratic coefficient (cost = a + b·L + c·L²) has a 95% t-interval that excludes 0:
+  the line's slope is then an average over the measured L, and the power-law exponent k is given beside it;
+- "affine": otherwise, with the slope's interval excluding 0.
+
+Time per step follows the work a step does more than the language count, so step time is also fitted
+against its drivers: tokens per step for every strategy, and for masked-LM the vocabulary rows times the
+masked tokens of a step (its output layer's logits, `DRIVERS`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 
@@ -26,32 +35,68 @@ from bench.results.fit import FITTED_METRICS, add_derived_metrics, present_metri
 GROWTH_FILE = "growth_fit.parquet"
 STEP_COST_FILE = "step_cost_fit.parquet"
 GROUP_KEYS = ["strategy", "source", "tokenizer_policy"]  # one fit per strategy, measured/predicted, vocabulary policy
-POWER_MARGIN = 0.02  # the power law must raise R² by this much to be called the shape
-BOOTSTRAP_SEEDS_MIN = 3  # fewer seeds than this: a t interval over the points instead of a seed bootstrap
+EXACT = 1e-9  # relative residual under which points lie on the line exactly (deterministic counts, not noise)
+ONE_SEED = "one seed: no interval"
+CRITERIA = (
+    "Each seed's runs are fitted on their own (least squares); the slope is the mean of the per-seed slopes "
+    "and its 95% interval Student's t over them (mean ± t·sd/√n, n seeds; coverage checked by simulation). "
+    "'flat': the interval holds 0. 'curved': the per-seed quadratic coefficient's 95% t-interval excludes 0 "
+    "(the slope is then an average over the measured L; the power-law exponent k is given). "
+    "One seed: no interval and no call."
+)
 GROWTH_COLUMNS = [
     *GROUP_KEYS, "metric", "intercept", "slope", "slope_ci_low", "slope_ci_high", "interval", "r2_affine",
-    "r2_power", "k", "shape", "n_points", "n_seeds", "n_languages_distinct",
+    "curvature", "curvature_ci_low", "curvature_ci_high", "r2_power", "k", "shape", "n_points", "n_seeds",
+    "n_languages_distinct",
 ]  # fmt: skip
-STEP_COST_COLUMNS = [*GROUP_KEYS, "fixed_s", "s_per_token", "s_per_token_ci_low", "s_per_token_ci_high",
-                     "r2", "tokens_per_step_min", "tokens_per_step_max", "n_points"]  # fmt: skip
+STEP_COST_COLUMNS = [*GROUP_KEYS, "driver", "fixed_s", "s_per_unit", "s_per_unit_ci_low", "s_per_unit_ci_high",
+                     "interval", "r2", "driver_min", "driver_max", "n_points"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds with its 95% t-interval ('method' says how it was made, or why there is none)."""
+
+    estimate: float
+    low: float
+    high: float
+    method: str
+
+    @classmethod
+    def over_seeds(cls, values: list[float], exact: bool = False) -> Interval:
+        """mean ± t(0.975, n−1)·sd/√n over per-seed estimates; exact data give a point interval."""
+        n = len(values)
+        if n == 0:
+            return cls(math.nan, math.nan, math.nan, "")
+        mean = float(np.mean(values))
+        if exact:
+            return cls(mean, mean, mean, "exact (no noise)")
+        if n == 1:
+            return cls(mean, math.nan, math.nan, ONE_SEED)
+        half = t_quantile_975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+        return cls(mean, mean - half, mean + half, f"t over {n} seeds")
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
 
 
 @dataclass(frozen=True)
 class LineFit:
-    """y ≈ intercept + slope · x over the points, with a 95% interval on the slope ('interval' says how)."""
+    """y ≈ intercept + slope · x, the slope's 95% interval over seeds ('interval' says how it was made)."""
 
     intercept: float
     slope: float
     slope_ci_low: float
     slope_ci_high: float
-    interval: str  # "seed bootstrap", "t", or "" when the data cannot say
+    interval: str
     r2: float
     n_points: int
 
 
 @dataclass(frozen=True)
 class GrowthFit:
-    """cost ≈ intercept + slope · L, the power law's R² on the same points, and which shape the data show."""
+    """cost ≈ intercept + slope · L, the curvature test, the power law's R², and the call the data support."""
 
     intercept: float
     slope: float
@@ -59,9 +104,12 @@ class GrowthFit:
     slope_ci_high: float
     interval: str
     r2_affine: float
+    curvature: float
+    curvature_ci_low: float
+    curvature_ci_high: float
     r2_power: float
     k: float
-    shape: str  # "flat", "affine", "power", or "" when nothing could be fitted
+    shape: str  # "flat", "affine", "curved", or "" when the data cannot say (one seed, nothing fitted)
     n_points: int
     n_seeds: int
     n_languages_distinct: int
@@ -86,54 +134,67 @@ def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(((y - predicted) ** 2).sum()) / total if total > 0 else math.nan
 
 
-def fit_line(x, y, groups=None, n_boot: int = 2000, rng_seed: int = 0) -> LineFit:
-    """Least-squares line through (x, y); the slope's 95% interval from resampling whole groups (seeds)
-    when there are at least BOOTSTRAP_SEEDS_MIN of them, else from Student's t. NaN where undetermined."""
+def _per_seed(x, y, g, min_distinct: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each seed's points, for the seeds with at least `min_distinct` distinct x."""
+    seeds = [(x[g == label], y[g == label]) for label in np.unique(g)]
+    return [(sx, sy) for sx, sy in seeds if np.unique(sx).size >= min_distinct]
+
+
+def _is_exact(y: np.ndarray, predicted: np.ndarray) -> bool:
+    return float(np.abs(y - predicted).max()) <= EXACT * max(float(np.abs(y).max()), 1.0)
+
+
+def fit_line(x, y, groups=None) -> LineFit:
+    """Least-squares line per group (seed); the mean slope with its t-interval over groups. NaN where undetermined."""
     x, y, g = _clean(x, y, groups)
-    if np.unique(x).size < 2:
+    seeds = _per_seed(x, y, g, 2)
+    if not seeds:
         return LineFit(math.nan, math.nan, math.nan, math.nan, "", math.nan, int(x.size))
-    intercept, slope = _ols(x, y)
-    r2 = _r2(y, intercept + slope * x)
-    labels = np.unique(g)
-    if labels.size >= BOOTSTRAP_SEEDS_MIN:
-        low, high = _seed_bootstrap(x, y, g, labels, n_boot, rng_seed)
-        return LineFit(intercept, slope, low, high, "seed bootstrap", r2, int(x.size))
-    dof = x.size - 2
-    if dof < 1:
-        return LineFit(intercept, slope, math.nan, math.nan, "", r2, int(x.size))
-    residual = float(((y - intercept - slope * x) ** 2).sum()) / dof
-    half = t_quantile_975(dof) * math.sqrt(residual / float(((x - x.mean()) ** 2).sum()))
-    return LineFit(intercept, slope, slope - half, slope + half, "t", r2, int(x.size))
+    fits = [_ols(sx, sy) for sx, sy in seeds]
+    slopes = [b for _, b in fits]
+    # Exact: every seed has a residual degree of freedom, lies on its line, and the seeds agree (a count, not noise).
+    exact = (all(np.unique(sx).size >= 3 and _is_exact(sy, a + b * sx) for (sx, sy), (a, b) in zip(seeds, fits))
+             and np.ptp(slopes) * float(np.abs(x).max()) <= EXACT * max(float(np.abs(y).max()), 1.0))  # fmt: skip
+    slope = Interval.over_seeds(slopes, exact)
+    intercept = float(np.mean([a for a, _ in fits]))
+    r2 = _r2(y, intercept + slope.estimate * x)
+    return LineFit(intercept, slope.estimate, slope.low, slope.high, slope.method, r2, int(x.size))
 
 
-def _seed_bootstrap(x, y, g, labels, n_boot: int, rng_seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(rng_seed)
-    members = [np.flatnonzero(g == label) for label in labels]
-    slopes = []
-    for _ in range(n_boot):
-        rows = np.concatenate([members[i] for i in rng.integers(0, labels.size, labels.size)])
-        if np.unique(x[rows]).size >= 2:
-            slopes.append(_ols(x[rows], y[rows])[1])
-    low, high = np.quantile(slopes, [0.025, 0.975])
-    return float(low), float(high)
+def curvature(x, y, groups=None) -> Interval:
+    """The quadratic coefficient c of cost = a + b·L + c·L², per seed, with its t-interval over seeds."""
+    x, y, g = _clean(x, y, groups)
+    seeds = _per_seed(x, y, g, 3)
+    coefficients, exact = [], True
+    for sx, sy in seeds:
+        c, b, a = np.polyfit(sx, sy, 2)
+        exact = exact and np.unique(sx).size >= 4 and _is_exact(sy, a + b * sx + c * sx**2)
+        negligible = abs(c) * float(sx.max()) ** 2 <= EXACT * max(float(np.abs(sy).max()), 1.0)
+        coefficients.append(0.0 if negligible else float(c))  # a line's c is rounding noise, not curvature
+    exact = exact and bool(coefficients) and np.ptp(coefficients) == 0
+    return Interval.over_seeds(coefficients, exact)
 
 
-def fit_growth(n_languages, cost, seeds=None, n_boot: int = 2000, rng_seed: int = 0) -> GrowthFit:
-    """cost = intercept + slope · L (slope: cost per added language), and the shape the points show."""
+def fit_growth(n_languages, cost, seeds=None) -> GrowthFit:
+    """cost = intercept + slope · L (slope: cost per added language), and the call the points support."""
     x, y, g = _clean(n_languages, cost, seeds)
-    line = fit_line(x, y, g, n_boot, rng_seed)
-    distinct, n_seeds = int(np.unique(x).size), int(np.unique(g).size) if seeds is not None else 0
+    line = fit_line(x, y, g)
+    distinct, n_seeds = int(np.unique(x).size), int(np.unique(g).size) if seeds is not None else 1
     if not math.isfinite(line.slope):
-        return GrowthFit(*[math.nan] * 4, "", math.nan, math.nan, math.nan, "", line.n_points, n_seeds, distinct)
+        return GrowthFit(*[math.nan] * 4, "", *[math.nan] * 6, "", line.n_points, n_seeds, distinct)
+    bend = curvature(x, y, g)
     k, r2_power = _power_law(x, y)
-    if not (line.slope_ci_low > 0 or line.slope_ci_high < 0):  # an interval holding 0 (or none): no growth shown
+    slope = Interval(line.slope, line.slope_ci_low, line.slope_ci_high, line.interval)
+    if not math.isfinite(slope.low):
+        shape = ""  # one seed: no call
+    elif bend.excludes_zero:
+        shape = "curved"
+    elif not slope.excludes_zero:
         shape = "flat"
-    elif math.isfinite(r2_power) and r2_power > line.r2 + POWER_MARGIN:
-        shape = "power"
     else:
         shape = "affine"
     return GrowthFit(line.intercept, line.slope, line.slope_ci_low, line.slope_ci_high, line.interval, line.r2,
-                     r2_power, k, shape, line.n_points, n_seeds, distinct)  # fmt: skip
+                     bend.estimate, bend.low, bend.high, r2_power, k, shape, line.n_points, n_seeds, distinct)  # fmt: skip
 
 
 def _power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -151,31 +212,54 @@ def _groups(runs: pd.DataFrame):
         yield dict(zip(keys, values if isinstance(values, tuple) else (values,))), group
 
 
-def growth_fits(runs: pd.DataFrame, metrics=FITTED_METRICS, n_boot: int = 2000) -> pd.DataFrame:
+def growth_fits(runs: pd.DataFrame, metrics=FITTED_METRICS) -> pd.DataFrame:
     """One GrowthFit per (strategy, source, vocabulary policy, metric) over usable runs (as from `usable_runs`)."""
     rows = []
     for metric in present_metrics(runs, metrics):
         for keys, group in _groups(runs):
             if group[metric].notna().any():
-                fit = fit_growth(group["n_languages"], group[metric], group["seed"], n_boot)
+                fit = fit_growth(group["n_languages"], group[metric], group["seed"])
                 rows.append({**keys, "metric": metric, **asdict(fit)})
     return pd.DataFrame(rows, columns=GROWTH_COLUMNS)
 
 
-def step_cost_fits(runs: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
-    """Median step time against tokens per step, per (strategy, source, vocabulary policy): the fixed cost of a
-    step (intercept) and seconds per token (slope, with its interval over seeds)."""
+def masked_logit_work(runs: pd.DataFrame) -> pd.Series:
+    """Vocabulary rows × expected masked tokens per step (mask_prob × real tokens): the masked-LM output layer's
+    work, which grows with the vocabulary and not with padding. NaN for rows without a masking probability."""
+    def mask_prob(params) -> float:
+        try:
+            return float(json.loads(params).get("mask_prob", math.nan))
+        except (TypeError, ValueError, AttributeError):
+            return math.nan
+
+    probability = runs.get("strategy_params", pd.Series(index=runs.index, dtype=object)).map(mask_prob)
+    rows = pd.to_numeric(runs.get("embedding_rows", runs.get("vocab_size")), errors="coerce")
+    real_tokens = runs["tokens_per_step"] * (1 - pd.to_numeric(runs.get("padding_fraction"), errors="coerce"))
+    return rows * probability * real_tokens
+
+
+DRIVERS = {  # what a step's time is fitted against: (label, column builder)
+    "tokens per step": lambda runs: runs["tokens_per_step"],
+    "vocabulary rows × masked tokens per step": masked_logit_work,
+}
+
+
+def step_cost_fits(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median step time against each driver, per (strategy, source, vocabulary policy): the fixed cost of a step
+    (intercept) and seconds per unit of the driver (slope, with its t-interval over seeds)."""
     if runs.empty or "step_time_p50_s" not in runs:
         return pd.DataFrame(columns=STEP_COST_COLUMNS)
     if "tokens_per_step" not in runs:  # usable_runs has derived it already; a raw table has not
         runs = add_derived_metrics(runs)
     rows = []
     for keys, group in _groups(runs):
-        tokens = group["tokens_per_step"].dropna()
-        if tokens.empty:
-            continue
-        line = fit_line(group["tokens_per_step"], group["step_time_p50_s"], group["seed"], n_boot)
-        rows.append({**keys, "fixed_s": line.intercept, "s_per_token": line.slope, "s_per_token_ci_low": line.slope_ci_low,
-                     "s_per_token_ci_high": line.slope_ci_high, "r2": line.r2, "tokens_per_step_min": tokens.min(),
-                     "tokens_per_step_max": tokens.max(), "n_points": line.n_points})  # fmt: skip
+        for driver, build in DRIVERS.items():
+            values = build(group)
+            if values.notna().sum() == 0:
+                continue
+            line = fit_line(values, group["step_time_p50_s"], group["seed"])
+            rows.append({**keys, "driver": driver, "fixed_s": line.intercept, "s_per_unit": line.slope,
+                         "s_per_unit_ci_low": line.slope_ci_low, "s_per_unit_ci_high": line.slope_ci_high,
+                         "interval": line.interval, "r2": line.r2, "driver_min": values.min(),
+                         "driver_max": values.max(), "n_points": line.n_points})  # fmt: skip
     return pd.DataFrame(rows, columns=STEP_COST_COLUMNS)

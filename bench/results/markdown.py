@@ -25,7 +25,7 @@ from bench.results.figures import (
     PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles, write_fits, write_growth,
 )  # fmt: skip
 from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
-from bench.results.growth import growth_fits, step_cost_fits
+from bench.results.growth import CRITERIA, ONE_SEED, growth_fits, step_cost_fits
 from bench.results.store import load_results, read_sweeps
 from bench.results.schema import METRIC, METRICS, metrics_where
 from bench.errors import DataError
@@ -204,7 +204,8 @@ def signed(value: float) -> str:
 
 def slope_text(slope: float, low: float, high: float, shape: str, kind: str) -> str:
     """A per-language slope in readable units with its interval: '+1.77 MiB [+0.677, +2.87]', 'flat [-2.63, +2.43] ms',
-    or 'none (the same at every L)' where no seed's runs changed with L at all (e.g. parameters under a fixed vocabulary)."""
+    '+1.9 MiB (one seed: no interval)', or 'none (the same at every L)' where no seed's runs changed with L at all
+    (e.g. parameters under a fixed vocabulary). The call and its criterion: bench.results.growth."""
     if not math.isfinite(slope):
         return "–"
     if slope == low == high == 0:
@@ -214,7 +215,8 @@ def slope_text(slope: float, low: float, high: float, shape: str, kind: str) -> 
     interval = f" [{signed(low / divisor)}, {signed(high / divisor)}]" if bounded else ""
     if shape == "flat":
         return f"flat{interval} {unit}".rstrip()
-    return f"{signed(slope / divisor)} {unit}{interval}".rstrip() + (" (power law fits better)" if shape == "power" else "")
+    text = f"{signed(slope / divisor)} {unit}{interval}".rstrip()
+    return text + (" (curved)" if shape == "curved" else "" if bounded else f" ({ONE_SEED})")
 
 
 def growth_table(growth: pd.DataFrame, order: list[str], metrics=GROWTH_SHOWN) -> str:
@@ -236,22 +238,38 @@ def growth_section(runs: pd.DataFrame, order: list[str]) -> str:
     if growth.empty:
         return ""
     intro = ("## What each added language costs\n\n"
-             "cost ≈ intercept + slope · L over every run (all seeds); the slope, with its 95% interval (a bootstrap "
-             "over seeds from 3 seeds on, else Student's t), is the cost of one more training language. 'flat': the "
-             "interval holds 0, so these runs show no growth. 'power law fits better': a · L^k explains more of the "
-             "variance than a line (by 0.02 R² or more). Every metric, intercept and R² is in `growth_fit.parquet`.")
+             "cost ≈ intercept + slope · L; the slope, with its 95% interval, is the cost of one more training "
+             f"language. {CRITERIA} Every metric, intercept, curvature and R² is in `growth_fit.parquet`.")
     parts = [intro, growth_table(growth, order, GROWTH_SHOWN + MEMORY_PARTS)]
     steps = step_cost_fits(runs)
     if not steps.empty:
-        rows = [[r.strategy, r.tokenizer_policy or "", f"{fmt(r.fixed_s * 1e3)} ms", slope_text(r.s_per_token, r.s_per_token_ci_low,
-                 r.s_per_token_ci_high, "flat" if r.s_per_token_ci_low <= 0 <= r.s_per_token_ci_high else "affine", "seconds"),
-                 f"{r.r2:.2f}", f"{r.tokens_per_step_min:,.0f}–{r.tokens_per_step_max:,.0f}"]
+        rows = [[r.strategy, r.tokenizer_policy or "", r.driver, f"{fmt(r.fixed_s * 1e3)} ms",
+                 _per_unit_text(r), f"{r.r2:.2f}", f"{r.driver_min:,.0f}–{r.driver_max:,.0f}"]
                 for r in steps.itertuples(index=False)]  # fmt: skip
-        parts += ["### Median step time against tokens per step (padding included)",
-                  "A narrow token range cannot pin a per-token cost down: read the interval before the slope. "
-                  "Full table: `step_cost_fit.parquet`.",
-                  markdown_table(["strategy", "vocabulary", "fixed cost of a step", "per token", "R²", "tokens per step"], rows)]  # fmt: skip
+        parts += ["### Median step time against what a step does",
+                  "Each step's time against tokens per step (padding included) and, for masked-LM, against its output "
+                  "layer's work (vocabulary rows × expected masked tokens): a narrow range of the driver cannot pin a "
+                  "per-unit cost down, so read the interval before the slope. Full table: `step_cost_fit.parquet`.",
+                  markdown_table(["strategy", "vocabulary", "driver", "fixed cost of a step", "per unit of the driver",
+                                  "R²", "driver range"], rows)]  # fmt: skip
     return "\n\n".join(parts)
+
+
+def _per_unit_text(fit) -> str:
+    """Seconds per unit of a driver with its interval, in scientific notation (units can be 1e-11 s)."""
+    if not math.isfinite(fit.s_per_unit):
+        return "–"
+    bounded = math.isfinite(fit.s_per_unit_ci_low) and math.isfinite(fit.s_per_unit_ci_high)
+    interval = f" [{fit.s_per_unit_ci_low:+.3g}, {fit.s_per_unit_ci_high:+.3g}]" if bounded else f" ({fit.interval})"
+    flat = bounded and fit.s_per_unit_ci_low <= 0 <= fit.s_per_unit_ci_high
+    return ("flat" if flat else f"{fit.s_per_unit:+.3g} s") + interval
+
+
+def seeds_per_point(runs: pd.DataFrame) -> pd.Series:
+    """Distinct seeds behind each point of a curve: one point per strategy, vocabulary policy and L (counting rows
+    per (strategy, L) alone counts every vocabulary policy's seeds again)."""
+    keys = [k for k in ("strategy", "tokenizer_policy", "n_languages") if k in runs]
+    return runs.assign(**{k: runs[k].fillna("") for k in keys if k != "n_languages"}).groupby(keys)["seed"].nunique()
 
 
 def growth_block(results_dir: Path) -> str:
@@ -260,7 +278,7 @@ def growth_block(results_dir: Path) -> str:
     runs = usable_runs(load_results(results_dir))
     runs = runs[runs["source"] != PREDICTED]
     order = list(strategy_styles(runs["strategy"].dropna().unique()))
-    seeds = runs.groupby(["strategy", "n_languages"]).size()
+    seeds = seeds_per_point(runs)
     per_point = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     head = (f"From `{results_dir.as_posix()}` ({len(runs)} measured runs, L = {distinct(runs, 'n_languages')}, "
             f"{per_point} seeds per point, {distinct(runs, 'model')} model, "

@@ -6,13 +6,15 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from test_plot import write_synthetic_results  # the shared synthetic results set
 
 from bench import PROJECT_ROOT
 from bench.report import main
 from bench.results.figures import PLOTS_DIR
-from bench.results.markdown import REPORT_FILE, fmt, markdown_table, write_report
+from bench.results.markdown import REPORT_FILE, fmt, growth_block, markdown_table, write_report
+from bench.results.store import RESULTS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,33 @@ def test_the_time_breakdown_accounts_for_the_whole_sweep():
     assert sum(parts.values()) == 4.0 + 125.0  # start-up plus the sweep's own wall time, nothing counted twice
     assert "| total | 129.0 | 100% |" in time_section(rows, sweeps)
     assert time_breakdown(rows, [{"order": ["a"]}]) == []  # an unfinished sweep has no breakdown
+
+
+def _two_policy_sweep(tmp_path, seeds: int = 3):
+    """A results table that can fool a block writer: two vocabulary policies, `seeds` seeds, one missing cell."""
+    rows = []
+    for policy, per_language in (("shared-all", 0.0), ("selected-scaled", 3.0 * 2**20)):
+        for seed in range(seeds):
+            for n in (2, 4, 8, 11):
+                if (policy, seed, n) == ("selected-scaled", 0, 8):
+                    continue  # a missing cell: the count must not shrink nor the fit break
+                rows.append({"run_id": f"{policy}-{seed}-{n}", "status": "ok", "strategy": "hybrid",
+                             "tokenizer_policy": policy, "seed": seed, "n_languages": n, "model": "tiny",
+                             "cpu_model": "Test CPU", "mixed_precision": "no",
+                             "peak_tensor_bytes": 100 * 2**20 + per_language * n + (seed - 1) * 2**18 * n / 11})
+    pd.DataFrame(rows).to_parquet(tmp_path / RESULTS_FILE)
+    return tmp_path
+
+
+def test_the_growth_block_counts_seeds_per_point_not_rows_per_strategy(tmp_path):
+    """Two vocabulary policies of 3 seeds each are 3 seeds per point (the block once said 6)."""
+    block = growth_block(_two_policy_sweep(tmp_path))
+    assert "3 seeds per point" in block and "6 seeds" not in block
+
+
+def test_the_growth_block_gives_the_hand_computed_slope_and_t_interval(tmp_path):
+    block = growth_block(_two_policy_sweep(tmp_path))
+    # Per seed, the growing vocabulary's slope is 3 MiB + (seed - 1)·0.25/11 MiB: mean 3 MiB, sd 0.25/11 MiB,
+    # 95% t over 3 seeds: 3 ± 4.303 · (0.25/11) / √3 = 3 ± 0.0565 MiB.
+    row = next(line for line in block.splitlines() if "selected-scaled" in line)
+    assert "+3.00 MiB [+2.94, +3.06]" in row
