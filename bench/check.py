@@ -10,7 +10,10 @@ with the committed baseline by `bench.results.baseline`: tensor peaks and their 
 Exit 0 when everything holds, 1 naming the offending rows, 2 for bad input (a missing or malformed
 baseline, a bad override). Overrides narrow or change the grid as in a sweep (`strategy=hybrid
 languages=2`, `train.batch_size=24`). After an intended change in memory (a new objective, a model
-change, a torch upgrade), `--update` rewrites this device type's rows, and the diff goes in review.
+change, a torch upgrade), `--update` rewrites this device type's rows, and the diff goes in review;
+it also rewrites the baseline's provenance sidecar (`<baseline>.provenance.json`: commit, tree state, CPU
+and its flags, calibration, the exact command) for the machine of that update (each device section keeps
+its own commit and device name).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from bench.config import PlannedRun, RunConfig, compose_config, plan_runs
 from bench.config.compose import sweep_order_seed
 from bench.config.run_config import build
 from bench.errors import ConfigError, exit_on_user_error
+from bench.measure.evidence import command_line, evidence_header
+from bench.measure.sidecar import write_provenance
 from bench.results.baseline import CheckConfig, compare, format_table, load_baseline, updated_baseline, write_baseline
 from bench.results.schema import RunRecord
 from bench.results.store import read_runs
@@ -97,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.baseline or PROJECT_ROOT / check.baseline
     baseline = load_baseline(path, device_type, required=not args.update)  # bad input fails before any run
 
+    # An update's provenance is measured before its runs, on their threads, as a sweep calibrates.
+    command = command_line(sys.argv[1:] if argv is None else argv, program="python -m bench.check")
+    header = evidence_header(command, planned[0].config.train.threads) if args.update else None
     started = time.perf_counter()
     with tmp:
         measured = measure(planned, sweep_order_seed(CHECK_CONFIG, grid))
@@ -114,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {check_key(p.config): f"python -m bench.check {' '.join(o for o in p.overrides if not o.startswith('results.dir='))}"
                     for p in planned}  # fmt: skip
         write_baseline(path, updated_baseline(baseline, device_type, measured, commands))
-        print(f"baseline updated: {path} ({device_type}: {', '.join(measured)})")
+        write_provenance(path, header)
+        print(f"baseline updated: {path} and its provenance ({device_type}: {', '.join(measured)})")
         return 0
     if failures:
         offending = [f"{r.config} {r.metric}" for r in rows if r.failed]

@@ -11,14 +11,16 @@ evaluate the same sets by default: `eval.sets` of the run's data (and `eval.exte
 get the LAReQA mono / cross / multi protocol of `bench.evaluation.retrieval`; `--beir DIR` adds BEIR
 sets (`bench.evaluation.beir`). Without `--encoder` or `--lexical` the `model=` preset is evaluated
 zero-shot with its own tokenizer, pooling and prefixes (it must have pretrained weights). `--out`
-writes summary.json and per_setting.parquet; `--export-beir` writes each chosen setting as BEIR
-files plus a TREC run of the whole pool that trec_eval scores exactly as we do.
+writes summary.json and per_setting.parquet, each with its provenance sidecar (`<file>.provenance.json`:
+commit, tree state, CPU and its flags, calibration, the exact command); `--export-beir` writes each chosen
+setting as BEIR files plus a TREC run of the whole pool that trec_eval scores exactly as we do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +34,8 @@ from bench.evaluation.encode import TextEncoder
 from bench.evaluation.lexical import LexicalEncoder
 from bench.evaluation.retrieval import evaluate
 from bench.evaluation.sets import eval_sets_for
-from bench.measure.evidence import evidence_header
+from bench.measure.evidence import command_line, evidence_header
+from bench.measure.sidecar import write_provenance
 from bench.results.store import ensure_writable_dir
 from bench.stages import zero_shot_encoder
 
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     (planned,) = plan_runs("config", args.overrides, sweep=False)
     cfg = planned.config
     torch.set_num_threads(cfg.train.threads)
+    command = command_line(sys.argv[1:] if argv is None else argv, program="python -m bench.evaluate")
+    # Calibrated before the evaluation is timed (eval_s), and only when something is written.
+    header = evidence_header(command, cfg.train.threads) if args.out is not None else None
     if cfg.data.synthetic_languages is not None:
         raise ConfigError("data=synthetic has no evaluation set (its languages are not real)")
     eval_sets = eval_sets_for(cfg.eval, cfg.data) if cfg.eval.enabled else []
@@ -122,17 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                       encoder.encode(list(beir.docs), cfg.eval.batch_size, kind="passage"), args.run_depth)  # fmt: skip
     print_tables(result.summaries if result else {}, beir_rows)
     if args.out is not None:
-        write_outputs(args, cfg, result, beir_rows)
+        write_outputs(args, cfg, result, beir_rows, header)
     return 0
 
 
-def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: list[dict]) -> None:
+def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: list[dict], header: dict) -> None:
     source = "lexical" if args.lexical else str(args.encoder) if args.encoder else f"model={cfg.model.name} (zero-shot)"
-    command = "python -m bench.evaluate " + " ".join(args_line(args))
     payload = {
-        "provenance": evidence_header(command, cfg.train.threads, calibrate_now=False),  # commit, tree, CPU, bf16 support
         "encoder": source,
-        "command": command,
+        "command": header["command"],
         "eval_precision": cfg.eval.precision,
         "summary": result.summary if result else None,
         "eval_s": result.seconds if result else None,
@@ -140,16 +144,11 @@ def write_outputs(args: argparse.Namespace, cfg: RunConfig, result, beir_rows: l
         "beir": beir_rows,
     }
     (args.out / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_provenance(args.out / "summary.json", header)
     if result is not None:
         result.table.to_parquet(args.out / "per_setting.parquet", index=False)
-    print(f"wrote {args.out / 'summary.json'}")
-
-
-def args_line(args: argparse.Namespace) -> list[str]:
-    line = list(args.overrides)
-    line += ["--lexical"] if args.lexical else [f"--encoder {args.encoder}"] if args.encoder else []
-    line += [f"--beir {d}" for d in args.beir] + ([f"--out {args.out}"] if args.out else [])
-    return line
+        write_provenance(args.out / "per_setting.parquet", header)
+    print(f"wrote {args.out / 'summary.json'} and per_setting.parquet, each with its provenance")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Scaling curves of a results directory: `python -m bench.plot RESULTS_DIR`.
 
 Reads RESULTS_DIR/results.parquet and writes one PNG and one SVG per figure under
-RESULTS_DIR/plots/, and the power-law fits to RESULTS_DIR/scaling_fit.parquet
-(bench.results.figures). Every sweep calls `plot_results` at its end.
+RESULTS_DIR/plots/, and what each added language costs to RESULTS_DIR/growth_fit.parquet
+(bench.results.figures, bench.results.growth). Every sweep calls `plot_results` at its end.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 
 from bench.errors import exit_on_user_error
-from bench.results.figures import FIT_FILE, PLOTS_DIR, plot_results
+from bench.results.figures import PLOTS_DIR, plot_results
+from bench.results.growth import GROWTH_FILE
 
 
 @exit_on_user_error
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = plot_results(args.results_dir)
     if not paths:
-        print(f"no usable runs in {args.results_dir}; wrote only {FIT_FILE}")
+        print(f"no usable runs in {args.results_dir}; wrote only {GROWTH_FILE} (empty)")
     else:
         print(f"wrote {len(paths) // 2} figures (PNG + SVG) to {args.results_dir / PLOTS_DIR}")
     return 0

@@ -9,6 +9,11 @@ what `peak_tensor_bytes` means, on the target device (`device=cpu`: equal to a C
 byte in fp32; `device=cuda`: CUDA's kernel choices emulated). What a tensor tracker cannot see (CUDA
 context, workspaces, fragmentation) is a separate, documented `Margin`.
 
+Beside the plan's maximum, a worst case no plan of the same settings exceeds (`bench.stages.worst_case_batches`):
+the same step on batches whose texts fill train.max_length, with and without padding (the larger counts), and for
+masked LM the most masked tokens its masking gives in practice (a Hoeffding bound, `predict.mask_delta` in
+conf/config.yaml), with the same margin rules.
+
 Expected error on CUDA (argued, not yet measured on a GPU; `test_cuda_prediction_matches_a_real_cuda_run`
 checks it where one exists): the tensor peak within 5% of a CUDA run's `peak_tensor_bytes`, since the
 emulated kernels return what the CUDA ones return. Not modelled: cuDNN attention (PyTorch prefers
@@ -26,12 +31,14 @@ from dataclasses import dataclass
 import torch
 
 from bench.config import RunConfig, plan_runs
+from bench.data.collate import Batch
 from bench.errors import BenchError, exit_on_user_error
+from bench.measure.fake import EmulatedAccelerator
 from bench.measure.memory import MemoryPeak, peak_rss_bytes
 from bench.measure.profiler import RunProfiler, provenance_fields
 from bench.models.encoder import count_parameters
 from bench.results.schema import RunRecord
-from bench.stages import RunPipeline, device_type, fake_peak
+from bench.stages import Prepared, RunPipeline, device_type, fake_peak, worst_case_batches
 
 GiB = 1024**3
 MiB = 1024**2
@@ -68,23 +75,63 @@ class Margin:
 
 
 @dataclass(frozen=True)
+class BatchSummary:
+    """What a replayed batch held: its tensors' shapes and its tokens."""
+
+    shapes: dict[str, tuple[int, ...]]
+    real_tokens: int  # text, padding excluded
+    padded_tokens: int  # positions computed, padding included
+    masked_tokens: int | None  # masked LM: positions the loss predicts; None for a batch without labels
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchSummary:
+        shapes = {k: tuple(v.shape) for k, v in batch.inputs.items()}
+        return cls(shapes, batch.real_tokens, batch.padded_tokens, batch.masked_tokens)
+
+    @property
+    def widths(self) -> str:
+        """The token-id tensors' shapes, e.g. 'query_ids 100x57, passage_ids 100x128'."""
+        return ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.shapes.items() if k.endswith("_ids"))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One batch's training step replayed on fake tensors: the batch, the step's tensor peak, the margin beside it."""
+
+    batch: BatchSummary
+    peak: MemoryPeak
+    margin: Margin
+
+    @property
+    def total_bytes(self) -> int:
+        return self.peak.total_bytes + self.margin.total_bytes
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """Predicted peak memory of a configuration's tracked training step, and how it was obtained."""
+    """Predicted peak memory of a configuration's tracked training step, its worst case, and how they were obtained."""
 
     device_type: str
     mixed_precision: str
     kernels: str
     tracked_step: int
-    batch_shapes: dict[str, tuple[int, ...]]
-    peak: MemoryPeak
-    margin: Margin
+    probed: Replay  # the plan's step that needs the most memory
+    worst: Replay  # texts at train.max_length, masked LM at its bound: what no plan of these settings exceeds
     model_params: int
     vocab_size: int
     elapsed_s: float
 
     @property
+    def peak(self) -> MemoryPeak:
+        return self.probed.peak
+
+    @property
+    def margin(self) -> Margin:
+        return self.probed.margin
+
+    @property
     def total_bytes(self) -> int:
-        return self.peak.total_bytes + self.margin.total_bytes
+        return self.probed.total_bytes
 
     @property
     def expected_error(self) -> float:
@@ -95,6 +142,7 @@ class Prediction:
 
     def record_fields(self) -> dict:
         """RunRecord columns of a predicted row (`status="predicted"`, `predicted=True`)."""
+        probed, worst = self.probed.batch, self.worst.batch
         return {
             "status": "predicted",
             "predicted": True,
@@ -109,12 +157,22 @@ class Prediction:
             "model_params": self.model_params,
             "vocab_size": self.vocab_size,
             "predicted_margin_bytes": self.margin.total_bytes,
+            "predicted_error": self.expected_error,
+            "probed_batch_shapes": probed.widths,
+            "probed_real_tokens": probed.real_tokens,
+            "probed_padded_tokens": probed.padded_tokens,
+            "probed_masked_tokens": probed.masked_tokens,
+            "worst_batch_shapes": worst.widths,
+            "worst_real_tokens": worst.real_tokens,
+            "worst_masked_tokens": worst.masked_tokens,
+            "worst_peak_tensor_bytes": self.worst.peak.total_bytes,
+            "worst_margin_bytes": self.worst.margin.total_bytes,
         }
 
 
 def predict_memory(cfg: RunConfig, profiler: RunProfiler | None = None) -> Prediction:
-    """Predict the tracked step's peak tensor memory of `cfg` on its target device, allocating nothing;
-    the run's stages (data, tokenizer) are timed in `profiler` when one is given."""
+    """Predict the tracked step's peak tensor memory of `cfg` on its target device, and its worst case, allocating
+    nothing; the run's stages (data, tokenizer) are timed in `profiler` when one is given."""
     started = time.perf_counter()
     target = device_type(cfg.device)
     if target == "cpu" and cfg.train.mixed_precision == "fp16":
@@ -125,24 +183,36 @@ def predict_memory(cfg: RunConfig, profiler: RunProfiler | None = None) -> Predi
     prepared = pipeline.prepared
     step, batch = pipeline.probed_batch()
     host_process_bytes = peak_rss_bytes(include_children=False)  # before any model exists, fake or not
-    peak, objective, accelerator = fake_peak(cfg, prepared, batch)
-    if target == "cuda":
-        workspaces = CUBLAS_WORKSPACE_BYTES + accelerator.kernels.attention_scratch_bytes
-        margin = Margin(CUDA_CONTEXT_BYTES, workspaces, round(FRAGMENTATION * peak.total_bytes))
-    else:
-        margin = Margin(host_process_bytes=host_process_bytes)
+    probed, objective = replay(cfg, prepared, batch, host_process_bytes)
+    worst = max((replay(cfg, prepared, b, host_process_bytes)[0] for b in worst_case_batches(cfg, prepared)),
+                key=lambda candidate: candidate.total_bytes)  # fmt: skip
     return Prediction(
         device_type=target,
         mixed_precision=cfg.train.mixed_precision,
         kernels=describe_kernels(target, cfg),
         tracked_step=step,
-        batch_shapes={k: tuple(v.shape) for k, v in batch.inputs.items()},
-        peak=peak,
-        margin=margin,
+        probed=probed,
+        worst=worst,
         model_params=count_parameters(objective.encoder),
         vocab_size=prepared.special.vocab_size,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def replay(cfg: RunConfig, prepared: Prepared, batch: Batch, host_process_bytes: int) -> tuple[Replay, torch.nn.Module]:
+    """`batch`'s training step on fake tensors, with the margin its target device adds; and the objective it built."""
+    peak, objective, accelerator = fake_peak(cfg, prepared, batch)
+    margin = margin_for(device_type(cfg.device), peak, accelerator, host_process_bytes)
+    return Replay(BatchSummary.of(batch), peak, margin), objective
+
+
+def margin_for(target: str, peak: MemoryPeak, accelerator: EmulatedAccelerator, host_process_bytes: int) -> Margin:
+    """On CUDA the allowances (context, workspaces with this step's attention scratch, fragmentation of its peak);
+    on CPU the host process without the model."""
+    if target != "cuda":
+        return Margin(host_process_bytes=host_process_bytes)
+    workspaces = CUBLAS_WORKSPACE_BYTES + accelerator.kernels.attention_scratch_bytes
+    return Margin(CUDA_CONTEXT_BYTES, workspaces, round(FRAGMENTATION * peak.total_bytes))
 
 
 def predict_row(cfg: RunConfig, record: RunRecord) -> RunRecord:
@@ -179,7 +249,10 @@ def parse_bytes(text: str) -> int:
 def report(cfg: RunConfig, prediction: Prediction, device_bytes: int | None) -> str:
     p, m = prediction.peak, prediction.margin
     gib = lambda n: f"{n / GiB:8.3f} GiB"  # noqa: E731
-    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in prediction.batch_shapes.items())
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in prediction.probed.batch.shapes.items())
+    worst = prediction.worst
+    masked = worst.batch.masked_tokens
+    masked = "" if masked is None else f", {masked:,} masked tokens (Hoeffding bound)"
     lines = [
         f"predicted peak training memory: {cfg.model.name}, {cfg.strategy.name}, {len(cfg.languages)} languages, "
         f"batch {cfg.train.batch_size}, max_length {cfg.train.max_length}, device {prediction.device_type}",
@@ -202,6 +275,10 @@ def report(cfg: RunConfig, prediction: Prediction, device_bytes: int | None) -> 
     else:
         lines.append(f"  margin          {gib(m.total_bytes)}   (host process without the model: Python, libraries, data)")
     lines.append(f"  total           {gib(prediction.total_bytes)}")
+    lines += [
+        f"  worst case      {gib(worst.total_bytes)}   (tensor peak {gib(worst.peak.total_bytes).strip()} + margin "
+        f"{gib(worst.margin.total_bytes).strip()}; batch {worst.batch.widths}{masked}: texts at max_length)",
+    ]
     if device_bytes is not None:
         verdict = "fits" if prediction.fits(device_bytes) else "does NOT fit"
         lines.append(f"  {verdict} in {device_bytes / GiB:.2f} GiB ({device_bytes / max(prediction.total_bytes, 1):.2f}x the total)")

@@ -84,7 +84,8 @@ def execute(cfg: RunConfig, record: RunRecord) -> tuple[RunRecord, pd.DataFrame 
     roles = StepRoles(cfg.train.warmup_steps, pipeline.probed_step)  # global: every rank probes the same step
     with profiler.training_window():
         outcome = train(objective, optimizer, local_plan, pipeline.collate, accelerator, roles,
-                        cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step)  # fmt: skip
+                        cfg.profiler.track_memory, cfg.profiler.count_flops, scheduler, after_step,
+                        length_cap=cfg.train.max_length)  # fmt: skip
     record.update(loss_curve=outcome.losses, final_loss=outcome.losses[-1] if outcome.losses else None)
     record.update(**profiler.training_fields(outcome.timing, outcome.probe, world, record.device_name, global_work(outcome.work)))
     record.update(**gather_memory_fields(profiler.memory_fields(outcome.probe)))
@@ -122,7 +123,8 @@ def model_fields(cfg: RunConfig, objective: torch.nn.Module) -> dict:
 
 def global_work(work: WorkCounter) -> WorkCounter:
     """Samples and tokens over all ranks: the numerators of global throughput."""
-    return WorkCounter(*all_sum([work.samples, work.padded_tokens, work.real_tokens]))
+    return WorkCounter(*all_sum([work.samples, work.padded_tokens, work.real_tokens, work.steps, work.masked_tokens,
+                                 work.steps_at_length_cap]))
 
 
 def gather_memory_fields(local: dict) -> dict:

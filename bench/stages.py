@@ -20,7 +20,7 @@ from torch import nn
 
 from bench.config import RunConfig
 from bench.core.pairs import PairBatch
-from bench.data.collate import Batch, SpecialIds, TokenizedPairs
+from bench.data.collate import Batch, SpecialIds, TokenizedPairs, full_length_pairs
 from bench.data.lareqa import LareqaDataset, load_lareqa, split_by_article
 from bench.data.pairs import TrainingPairs, texts_by_language, training_pairs
 from bench.data.synthetic import synthesize
@@ -278,6 +278,20 @@ def fake_peak(cfg: RunConfig, prepared: Prepared, batch: Batch) -> tuple[MemoryP
                           lambda objective, foreach: build_optimizer(cfg, objective, foreach),
                           lambda objective, optimizer, accelerator: train_step(objective, optimizer, accelerator, batch, StepTimer()),
                           device_type(cfg.device), cfg.train.mixed_precision)  # fmt: skip
+
+
+def worst_case_batches(cfg: RunConfig, prepared: Prepared) -> list[Batch]:
+    """The largest batches a step of `cfg` can be, whatever its plan: train.batch_size pairs whose texts fill
+    train.max_length, collated by the strategy at its most (masked LM: the Hoeffding bound on masked tokens at
+    predict.mask_delta); once without padding (the most tokens) and once with one text per side a token short (an
+    encoder drops the attention mask of a batch without padding, and keeps it otherwise). Only the tokenizer and the
+    settings shape them, so across L they change with the vocabulary alone."""
+    batches = []
+    for padded in (False, True):
+        refs, tokenized = full_length_pairs(prepared.tokenizer, prepared.special, cfg.train.batch_size,
+                                            cfg.train.max_length, padded)  # fmt: skip
+        batches.append(cfg.strategy.worst_case_batch(refs, tokenized, prepared.special, cfg.predict.mask_delta))
+    return batches
 
 
 def pareto_front(drivers: dict[int, tuple[int, ...]]) -> list[int]:

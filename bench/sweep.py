@@ -5,7 +5,8 @@ Every run is composed and validated before the first one starts; runs already re
 `results.dir` are skipped (resume); the rest start in a seeded random order (`sweep.order_seed`,
 recorded in `results.dir/sweeps.jsonl`), so drift of the machine spreads across strategies instead
 of looking like an effect; each starts as its own process through `bench.launch`. At the end the
-per-run files are consolidated into `results.parquet` and plotted.
+per-run files are consolidated into `results.parquet`, plotted and reported (`report.md`), and the sweep prints
+what one more training language costs per strategy, from the same fits as the report.
 
 Committed results come from one commit on a clean tree: into a directory under `results/` that git
 does not ignore, a sweep refuses to start from a tree with uncommitted changes (unless
@@ -34,8 +35,11 @@ from bench.measure.calibration import calibrate
 from bench.measure.timing import PhaseClock
 from bench.measure.provenance import RESULTS_PATH, code_tree, cpu_model, git_commit, git_dirty, git_ignored
 from bench.results.figures import plot_results
+from bench.results.fit import usable_runs
+from bench.results.markdown import write_report
 from bench.results.schema import SUCCESS
 from bench.results.store import RESULTS_FILE, SWEEPS_FILE, consolidate, ensure_writable_dir, read_runs
+from bench.results.summary import cost_lines
 from bench.evaluation.references import read_references, write_references
 from bench.stages import reference_levels, warm_vocabularies
 
@@ -157,16 +161,21 @@ def record_finish(directories: list[Path], clock: PhaseClock) -> None:
 
 
 def report(results_dir: Path, planned: list[PlannedRun]) -> int:
-    """Consolidate, plot, and print where everything is; the number of failed runs of this sweep."""
+    """Consolidate, plot, write report.md, and print where everything is and what one more language costs;
+    the number of failed runs of this sweep."""
     table = consolidate(results_dir)
     wanted = {p.config.run_id for p in planned if Path(p.config.results.dir) == results_dir}
     mine = table[table["run_id"].isin(wanted)]
     failed = mine[~mine["status"].isin(SUCCESS)]
     plots = plot_results(results_dir)
+    written = write_report(results_dir)  # the figures are drawn already: it only writes the Markdown
     print(f"\n{len(mine) - len(failed)}/{len(wanted)} runs ok, {len(failed)} failed")
     for _, row in failed.iterrows():
         print(f"  failed: {row['run_id']}: {row['error_type']}: {row['error_message']}")
     print(f"results: {results_dir / RESULTS_FILE}\nplots:   {results_dir / 'plots'} ({len(plots)} files)")
+    print(f"report:  {written}")
+    for line in cost_lines(usable_runs(table)):
+        print(line)
     return len(failed)
 
 

@@ -3,8 +3,9 @@
 Reads the claims file (conf/claims/<experiment>.yaml) and the runs of its results directory, tests
 every claim on every set with the hierarchical paired bootstrap (bench.results.claims), and writes
 DIR/verdict.md, DIR/verdict.parquet (or the claims file's `output` name)
-and DIR/plots/alpha_frontier.{png,svg} (when the claims file has arms along alpha). Claims whose arms have no
-ok runs yet are "not run", so it works on a partial experiment.
+and DIR/plots/alpha_frontier.{png,svg} (when the claims file has arms along alpha), or with an axis of L
+(`languages`) per-language tables in verdict.md and DIR/plots/quality_by_languages.{png,svg}, trained and
+untrained languages apart. Claims whose arms have no ok runs yet are "not run", so it works on a partial experiment.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pandas as pd
 import pyarrow as pa
 
 from bench.errors import ConfigError, exit_on_user_error
-from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims, markdown_table, verdict_markdown
+from bench.results.by_language import language_levels, language_section, plot_by_languages
+from bench.results.claims import Claims, evaluate_claims, load_arms, load_claims
 from bench.results.frontier import plot_frontier
 from bench.results.readme_sync import replace_block
 from bench.results.store import load_results, read_sweeps, write_table_atomic
 from bench.results.targets import cost_cell, cost_to_targets
+from bench.results.verdict_table import markdown_table, verdict_markdown
 
 PLOTS_DIR = "plots"
 REFERENCES_FILE = "references.json"  # bench.evaluation.references writes it; importing that module loads torch
@@ -76,8 +79,20 @@ def machine_line(results_dir: Path) -> str:
     return "Machine (calibration per sweep): " + "; ".join(sorted(parts))
 
 
-def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: list[Path]) -> str:
-    """verdict.md: the verdict table, how it was decided, the details and the figure."""
+# How claims along L are decided: said only in the verdicts of a claims file with an axis of L (`languages`).
+LANGUAGE_METHOD = [
+    "- L: a claim made `at` several L is one test per L (`<id>@L<n>`, the runs trained on n languages), each in the "
+    "family. trend over L: the least-squares slope against L of an arm's means, or of a − b (paired by seed at "
+    "every L, on the seeds every L has); mAP per added language.",
+    "- trained / untrained languages: a cell of the metric (a query language; for map_cross the query and pool "
+    "languages) is trained when every language it names is one the run trained on (its row's `languages`), untrained "
+    "otherwise; the multilingual pool names none. Each run's macro average over its own cells in the scope.",
+]
+
+
+def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: list[Path],
+             by_language: pd.DataFrame | None = None) -> str:  # fmt: skip
+    """verdict.md: the verdict table, how it was decided, the details, the per-language results and the figures."""
     run = frame["verdict"] != "not run"
     return "\n".join([
         f"# Verdicts: {claims.experiment}", "",
@@ -101,10 +116,13 @@ def document(frame: pd.DataFrame, claims: Claims, results_dir: Path, figures: li
         "- The interval is the 95% percentile interval, not adjusted for multiplicity.",
         "- Min detectable: 2.8 × the bootstrap standard error, the true effect a two-sided 5% test would find "
         "with 80% power; an unresolved claim whose effect may be smaller than this is underpowered, not refuted.",
-        "- Sign agrees: whether a non-primary set's estimate has the primary set's sign.", "",
+        "- Sign agrees: whether a non-primary set's estimate has the primary set's sign.",
+        *(LANGUAGE_METHOD if claims.languages else []), "",
         "## Every test", "", details_table(frame), "",
         *cost_section(claims, results_dir),
-        *[f"![alpha frontier]({path.relative_to(results_dir)})" for path in figures if path.suffix == ".png"], "",
+        *(language_section(by_language, claims) if by_language is not None else []),
+        *[f"![{path.stem.replace('_', ' ')}]({path.relative_to(results_dir)})" for path in figures
+          if path.suffix == ".png"], "",
     ])  # fmt: skip
 
 
@@ -125,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     references = json.loads(references_path.read_text()) if references_path.is_file() else {}
     # A frontier needs arms along alpha; a claims file without them (e.g. a precision-parity family) draws none.
     figures = plot_frontier(results_dir, claims, results_dir / PLOTS_DIR, references=references, arms=arms) if claims.alpha_of_arm else []
+    # Along L: each arm's quality on trained and untrained languages, as tables in verdict.md and a figure.
+    by_language = language_levels(claims, arms) if claims.languages else None
+    if by_language is not None:
+        figures += plot_by_languages(by_language, claims, results_dir / PLOTS_DIR)
     # Several claims files may judge one results directory: each names its own files (`output`).
     table_path, document_path = results_dir / f"{claims.output}.parquet", results_dir / f"{claims.output}.md"
     write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), table_path)
-    document_path.write_text(document(frame, claims, results_dir, figures))
+    document_path.write_text(document(frame, claims, results_dir, figures, by_language))
     written = [document_path, table_path, *figures]
     if args.readme is not None:
         text = args.readme.read_text()

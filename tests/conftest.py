@@ -1,4 +1,5 @@
-"""Shared fixtures: the shipped data loaded once per session, and a tiny composed run config."""
+"""Shared fixtures: the shipped data loaded once per session, and a tiny composed run config; the hooks of
+`--tier-report FILE` (tests/tier_report.py: this tier's counts and wall time, for docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from bench.data.lareqa import load_lareqa, split_by_article
+from tier_report import pytest_addoption, pytest_configure, pytest_sessionfinish, pytest_sessionstart  # noqa: F401
 
 XQUAD_LANGS = ("en", "de", "ru", "es", "zh", "vi", "ar", "tr", "el", "hi", "th")
 MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")

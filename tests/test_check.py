@@ -13,6 +13,7 @@ from bench.check import measure
 from bench.results.baseline import CheckConfig, Comparison, compare, load_baseline
 from bench.config import plan_runs
 from bench.errors import BenchError
+from bench.measure.sidecar import read_provenance
 from bench.strategies import strategy_names
 
 BASELINE = PROJECT_ROOT / "results" / "baselines" / "memory-check.json"
@@ -82,6 +83,9 @@ def test_update_writes_a_baseline_the_next_check_passes(reuse, capsys, tmp_path)
     assert code == 0 and "baseline updated" in out
     data = load_baseline(path, "cpu")
     assert set(data["devices"]["cpu"]["runs"]) == {"monolingual-L2", "hybrid-L2"}
+    provenance = read_provenance(path)  # the baseline is evidence: its sidecar names the command that wrote it
+    assert provenance["command"] == f"python -m bench.check {' '.join(SUBSET)} --baseline {path} --update"
+    assert provenance["calibration"]["matmul_gflops"] > 0 and "cpu_flags" in provenance
     assert run_main([*SUBSET, "--baseline", str(path)], capsys)[0] == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 from bench.errors import ConfigError
 from bench.config import plan_runs
 from bench.evaluate import main
+from bench.measure.sidecar import provenance_gaps, read_provenance
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -57,10 +59,12 @@ def test_lexical_run_writes_summary_table_and_full_pool_exports(tmp_path, capsys
     assert code == 0 and "map_mono" in out and "xquad-r-heldout" in out
     payload = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert payload["encoder"] == "lexical" and payload["summary"]["eval_languages_seen"] == "en"
-    assert payload["command"].startswith("python -m bench.evaluate eval.languages=[en,zh] --lexical")
-    provenance = payload["provenance"]  # an evidence file says where it came from
-    assert provenance["command"] == payload["command"] and len(provenance["git_commit"]) == 40
-    assert isinstance(provenance["git_dirty"], bool) and provenance["cpu_model"] and provenance["bf16_support"]
+    assert payload["command"] == "python -m bench.evaluate " + shlex.join(args)  # exactly as typed, pasteable
+    for written in ("summary.json", "per_setting.parquet"):  # each evidence file says where it came from
+        provenance = read_provenance(tmp_path / "out" / written)
+        assert provenance["command"] == payload["command"] and len(provenance["git_commit"]) == 40
+        assert isinstance(provenance["git_dirty"], bool) and provenance["calibration"]["matmul_gflops"] > 0
+        assert [gap for gap in provenance_gaps(provenance) if "dirty" not in gap] == []  # this checkout may be dirty
     assert 0 < payload["summary"]["eval_heldout_map_mono"] <= 1 and payload["summary"]["eval_zeroshot_map_mono"] is None
     table = pd.read_parquet(tmp_path / "out" / "per_setting.parquet")
     assert table.groupby("setting").size().to_dict() == {"cross": 2, "mono": 2, "multi": 2}

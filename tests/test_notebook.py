@@ -50,7 +50,7 @@ def test_notebook_runs_on_synthetic_results(tmp_path, monkeypatch):
     text = _text(executed)
     assert "34 runs, 32 usable" in text
     assert "crosslingual-L11-s2" in text  # the failed run is listed
-    assert "k ± stderr" in text or "±" in text
+    assert "## What each added language costs" in text and "k ±" not in text  # the fits the report and figures use
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6
     assert (results_dir / "plots" / "wall_time.png").is_file()

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench import predict
 from bench.config import plan_runs
+from bench.data.collate import masked_tokens_bound
 from bench.measure.fake import CudaKernels
 from bench.predict import GiB, parse_bytes, predict_memory
 from bench.run import run_and_record
@@ -66,7 +67,38 @@ def test_record_fields_fill_a_predicted_row():
     record.update(**fields)  # refuses names the schema lacks
     assert record.status == "predicted" and record.predicted is True
     assert record.peak_tensor_bytes == sum(fields[f"peak_{k}_bytes"] for k in ("param", "grad", "optimizer", "activation"))
-    assert record.tracked_step >= 1 and record.device_type == "cpu"
+    assert record.tracked_step >= 1 and record.device_type == "cpu" and record.predicted_error == 0.0
+    assert record.probed_batch_shapes.startswith("query_ids 16x") and ", passage_ids 16x" in record.probed_batch_shapes
+    assert record.probed_real_tokens < record.probed_padded_tokens and record.probed_masked_tokens is None
+    assert record.worst_batch_shapes == "query_ids 16x64, passage_ids 16x64" and record.worst_masked_tokens is None
+    assert record.worst_peak_tensor_bytes > record.peak_tensor_bytes and record.worst_margin_bytes > 0
+
+
+@pytest.mark.parametrize("strategy", ["hybrid", "mbert"])
+def test_the_worst_case_fills_the_length_cap_and_is_above_the_probed_step(strategy):
+    prediction = predict_memory(config(f"strategy={strategy}", "languages=2", "device=cuda"))
+    probed, worst = prediction.probed, prediction.worst
+    assert all(shape == (prediction.probed.batch.shapes[name][0], 64) for name, shape in worst.batch.shapes.items())
+    # Of the two full-width batches, the one with a padded position per side wins: the encoder keeps its attention
+    # mask then (without any padding it drops it), which costs more than the two tokens it lacks.
+    assert worst.batch.real_tokens == worst.batch.padded_tokens - 2 > probed.batch.real_tokens
+    assert worst.peak.total_bytes >= probed.peak.total_bytes and worst.total_bytes >= probed.total_bytes
+    assert worst.margin.context_bytes == probed.margin.context_bytes > 0  # the same margin rules
+    assert worst.margin.fragmentation_bytes == round(predict.FRAGMENTATION * worst.peak.total_bytes)
+    if strategy == "mbert":  # 32 sequences of 64 tokens, [CLS] and [SEP] not eligible; predict.mask_delta = 1e-9
+        assert worst.batch.masked_tokens == masked_tokens_bound(32 * 62, 0.15, 1e-9) > probed.batch.masked_tokens > 0
+    else:
+        assert worst.batch.masked_tokens is None and probed.batch.masked_tokens is None
+
+
+def test_the_worst_case_follows_the_vocabulary_not_the_plan():
+    worst = lambda *o: predict_memory(config("strategy=mbert", *o)).worst  # noqa: E731
+    two, four = worst("languages=2"), worst("languages=4")  # one fixed vocabulary, other plans
+    assert two.peak == four.peak and two.batch == four.batch
+    larger, smaller = worst("languages=2", "model.vocab_size=40000"), worst("languages=2", "model.vocab_size=20000")
+    assert larger.peak.total_bytes > smaller.peak.total_bytes
+    looser = worst("languages=2", "predict.mask_delta=0.01")
+    assert looser.batch.masked_tokens < two.batch.masked_tokens and looser.peak.total_bytes < two.peak.total_bytes
 
 
 def test_a_cuda_prediction_runs_here_and_drops_the_cpu_attention_matrices():
@@ -155,7 +187,8 @@ def test_autocast_policy_follows_cuda_lists():
 def test_cli_prints_the_breakdown_and_the_fit(capsys):
     assert predict.main([*QUICK, "strategy=hybrid", "languages=2", "device=cuda", "--device-memory", "80GB"]) == 0
     out = capsys.readouterr().out
-    for word in ("tensor peak", "parameters", "optimizer", "activations", "CUDA context", "fits in 74.51 GiB"):
+    for word in ("tensor peak", "parameters", "optimizer", "activations", "CUDA context", "fits in 74.51 GiB",
+                 "worst case", "query_ids 16x64, passage_ids 16x64: texts at max_length"):
         assert word in out
 
 

@@ -82,3 +82,19 @@ def test_every_mode_is_a_scenario_of_the_run():
     from bench.run import SCENARIOS
 
     assert set(SCENARIOS) == set(MODES)
+
+
+@pytest.mark.parametrize("strategy", ["mbert", "hybrid"])
+def test_a_row_counts_masked_tokens_and_steps_at_the_length_cap(strategy, tmp_path):
+    """Masked LM's output-layer work (masked tokens per step) and the share of steps whose widest text reached
+    train.max_length come from the measured steps' own batches; a cap shorter than every text holds every step."""
+    common = ["languages=2", "eval=none", "profiler.track_memory=false", f"results.dir={tmp_path}", f"strategy={strategy}"]
+    capped = run_and_record(compose(*common, *quick_run(steps=4, batch_size=8, warmup=1, max_length=6)))
+    loose = run_and_record(compose(*common, *quick_run(steps=4, batch_size=8, warmup=1, max_length=512)))
+    assert capped.status == loose.status == "ok", capped.error_message or loose.error_message
+    assert capped.length_cap_step_fraction == 1.0 and loose.length_cap_step_fraction == 0.0
+    if strategy == "mbert":  # 15% of the non-special real tokens, at least one per step
+        real_per_step = loose.real_tokens_per_s * loose.measured_s / loose.measured_steps
+        assert 0 < loose.masked_tokens_per_step < 0.3 * real_per_step
+    else:
+        assert loose.masked_tokens_per_step is None

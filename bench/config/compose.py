@@ -2,7 +2,8 @@
 
 Entry points call `plan_runs` first. It expands a sweep (every registered strategy, the
 config's `sweep.axes`, the command line's comma-separated values), composes and validates each
-run once, and preflights the data, so bad input fails as one line before anything starts. Only
+run once, and preflights the data, so bad input fails as one line before anything starts; a run that
+trains pretrained weights faster than `finetune_check.max_lr` gets one warning line. Only
 Hydra's public API is used: the compose API and the override parser.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 from dataclasses import dataclass
 
 from hydra import compose, initialize_config_dir
@@ -20,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from bench import PROJECT_ROOT
-from bench.config.run_config import RunConfig
+from bench.config.run_config import FinetuneCheck, RunConfig, build
 from bench.data.lareqa import load_lareqa
 from bench.errors import ConfigError
 from bench.strategies import default_strategy_names, strategy_names
@@ -108,8 +110,8 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         raw = OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # noqa: BLE001 - interpolation errors, missing keys: still one line
         raise ConfigError(f"invalid configuration: {' '.join(str(exc).split())}") from None
-    raw.pop("sweep", None)
-    raw.pop("check", None)
+    for section in ("sweep", "check", "finetune_check"):  # read by the planning, not part of a run
+        raw.pop(section, None)
     return RunConfig.from_dict(raw)
 
 
@@ -134,12 +136,40 @@ def shuffled(planned: list[PlannedRun], seed: int) -> list[PlannedRun]:
 
 
 def plan_runs(config_name: str, argv: list[str], sweep: bool) -> list[PlannedRun]:
-    """Compose and validate every run the command line asks for (each exactly once)."""
+    """Compose and validate every run the command line asks for (each exactly once); warn, one line per run,
+    about pretrained weights trained at a from-scratch rate."""
     if not sweep and any(o.is_sweep_override() for o in parse_overrides(argv)):
         raise ConfigError(f"a single run takes single values; use `python -m bench.sweep` for {argv}")
     runs = expand_sweep(config_name, argv) if sweep else [list(argv)]
+    composed = [compose_config(config_name, o) for o in runs]
     planned = list({run.config.run_id: run for run in reversed(
-        [PlannedRun(tuple(o), to_run_config(compose_config(config_name, o))) for o in runs])}.values())[::-1]  # fmt: skip
+        [PlannedRun(tuple(o), to_run_config(c)) for o, c in zip(runs, composed)])}.values())[::-1]  # fmt: skip
     for root, languages in sorted({(p.config.data.root, p.config.data.files) for p in planned}):
         load_lareqa("preflight", root, languages)  # a missing or corrupt data file fails now, as one line
+    for line in finetune_warnings(config_name, planned, finetune_check(composed[0])):
+        print(line, file=sys.stderr, flush=True)
     return planned
+
+
+def finetune_warnings(config_name: str, planned: list[PlannedRun], check: FinetuneCheck) -> list[str]:
+    """One line per planned run that trains pretrained weights faster than `finetune_check.max_lr`.
+
+    Planning is the one place every entry point passes once per run (a sweep's children read the config it
+    wrote and never compose), so each such run is named exactly once."""
+    too_fast = [p.config for p in planned if check.too_fast(p.config)]
+    if not too_fast:
+        return []  # the usual case composes nothing more
+    preset_lr = compose_config(config_name, [f"train={check.train_preset}"]).train.lr
+    return [check.warning(cfg, preset_lr) for cfg in too_fast]
+
+
+def finetune_check(cfg: DictConfig) -> FinetuneCheck:
+    """`finetune_check` of a composed config, validated (read from a sweep's first run: it is not an axis)."""
+    section = cfg.get("finetune_check")
+    raw = OmegaConf.to_container(section, resolve=True) if section is not None else None
+    check = build(FinetuneCheck, raw, "finetune_check")
+    if not (CONF_DIR / "train" / f"{check.train_preset}.yaml").is_file():
+        choices = ", ".join(sorted(p.stem for p in (CONF_DIR / "train").glob("*.yaml")))
+        raise ConfigError(f"finetune_check.train_preset={check.train_preset!r} is not in conf/train/; "
+                          f"choose from {choices}")
+    return check

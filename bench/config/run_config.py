@@ -7,7 +7,7 @@ the strategy's class in bench.strategies, `EvalConfig` in bench.evaluation.confi
 never import this package; this module has the rest and composes them into `RunConfig`.
 `RunConfig.from_dict` validates a plain mapping (a composed Hydra config, or the JSON a sweep hands
 its child process) and every error names the override key to fix. Past this module nothing reads
-`DictConfig`.
+`DictConfig`. `FinetuneCheck` is validated here too but read beside a run, not in it: it changes no result.
 """
 
 from __future__ import annotations
@@ -105,6 +105,17 @@ class ResultsConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    """mode=predict's worst case beside the plan's maximum (conf/config.yaml `predict:`, the bound spelt out there)."""
+
+    mask_delta: float  # masked LM: the count of masked tokens exceeds its Hoeffding bound with probability mask_delta
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.mask_delta, float) and 0 < self.mask_delta < 1):
+            raise ConfigError(f"predict.mask_delta must be a probability in (0, 1), got {self.mask_delta!r}")
+
+
+@dataclass(frozen=True)
 class LauncherConfig:
     name: str  # local (one run at a time), parallel (`jobs` at a time), slurm (submitit)
     jobs: int
@@ -130,6 +141,7 @@ class RunConfig:
     eval: EvalConfig
     results: ResultsConfig
     launcher: LauncherConfig
+    predict: PredictConfig
 
     @property
     def steps(self) -> int:
@@ -147,10 +159,12 @@ class RunConfig:
         return values
 
     def config_hash(self) -> str:
-        """Identity of a measurement: everything that can change a result, not where or how it is launched."""
+        """Identity of a measurement: everything that can change a result, not where or how it is launched, nor
+        what a prediction assumes of its worst case (`predict`: a reading beside the result, recorded in the row)."""
         identity = self.to_dict()
         identity.pop("results")
         identity.pop("launcher")
+        identity.pop("predict")
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod
@@ -179,10 +193,35 @@ class RunConfig:
             eval=build(EvalConfig, raw.get("eval"), "eval"),
             results=build(ResultsConfig, raw.get("results"), "results"),
             launcher=build(LauncherConfig, raw.get("launcher"), "launcher"),
+            predict=build(PredictConfig, raw.get("predict"), "predict"),
         )
         config = resolve_auto_precision(config)
         check_compatible(config)
         return config
+
+
+@dataclass(frozen=True)
+class FinetuneCheck:
+    """`finetune_check` in conf/config.yaml: pretrained weights trained at a from-scratch learning rate are
+    allowed, but said. Read where runs are planned and kept out of `RunConfig`, since it changes no result
+    (a run's identity, and so every committed row's run_id, stays what it was)."""
+
+    max_lr: float  # pretrained weights trained faster than this get one warning line
+    train_preset: str  # the conf/train/ preset with fine-tuning settings, which the warning points to
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_lr, float) and math.isfinite(self.max_lr) and self.max_lr > 0):
+            raise ConfigError(f"finetune_check.max_lr must be a positive number, got {self.max_lr!r}")
+
+    def too_fast(self, cfg: RunConfig) -> bool:
+        """A run that trains pretrained weights above max_lr (mode=predict trains nothing)."""
+        return cfg.mode == "train" and bool(cfg.model.pretrained) and cfg.train.lr > self.max_lr
+
+    def warning(self, cfg: RunConfig, preset_lr: float) -> str:
+        """One line naming the run, its rate, the limit and the fine-tuning preset's rate."""
+        return (f"warning: {cfg.run_id}: train.lr={cfg.train.lr:g} trains the pretrained model={cfg.model.name} at a "
+                f"from-scratch rate (above finetune_check.max_lr={self.max_lr:g}), which can undo its pre-training; "
+                f"the fine-tuning default is train={self.train_preset} (train.lr={preset_lr:g})")
 
 
 def resolve_auto_precision(cfg: RunConfig) -> RunConfig:

@@ -7,11 +7,12 @@ step whose memory it tracks (`bench.stages.choose_probed_step`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from bench.core.pairs import PairBatch
+from bench.core.pairs import PairBatch, PairRef
 from bench.data.tokenizer import ALL_SPECIAL_TOKENS, RunTokenizer
 
 
@@ -81,6 +82,17 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         return Batch({k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}, self.n_samples, self.padded_tokens, self.real_tokens)
 
+    @property
+    def width(self) -> int:
+        """The widest padded sequence of the batch (its tensors' last dimension): a text cut at max_length makes it that."""
+        return max((t.shape[-1] for t in self.inputs.values() if t.dim() == 2), default=0)
+
+    @property
+    def masked_tokens(self) -> int | None:
+        """Positions whose token the loss predicts (masked LM's labels); None for a batch without labels."""
+        labels = self.inputs.get("labels")
+        return None if labels is None else int((labels != IGNORE_INDEX).sum())
+
 
 def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in sequences)
@@ -101,20 +113,24 @@ def collate_contrastive(batch: PairBatch, pairs: TokenizedPairs, ids: SpecialIds
     return Batch(inputs, len(batch), q_ids.numel() + p_ids.numel(), real)
 
 
+def first_ordinary_id(ids: SpecialIds) -> int:
+    return next(i for i in range(ids.vocab_size) if i not in ids.special)
+
+
 def random_ordinary_tokens(count: int, ids: SpecialIds, generator: torch.Generator) -> torch.Tensor:
     """Uniform draws from the vocabulary, never a special token (those are remapped to the first ordinary id)."""
-    first_ordinary = next(i for i in range(ids.vocab_size) if i not in ids.special)
+    first_ordinary = first_ordinary_id(ids)
     draws = torch.randint(first_ordinary, ids.vocab_size, (count,), generator=generator)
     return torch.where(torch.isin(draws, torch.tensor(sorted(ids.special))), first_ordinary, draws)
 
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking: pick mask_prob of real non-special tokens; 80% [MASK], 10% random, 10% unchanged."""
-    special = torch.isin(input_ids, torch.tensor(sorted(ids.special))) | (attention_mask == 0)
-    chosen = (torch.rand(input_ids.shape, generator=generator) < mask_prob) & ~special
+    eligible = eligible_for_masking(input_ids, attention_mask, ids)
+    chosen = (torch.rand(input_ids.shape, generator=generator) < mask_prob) & eligible
     if not chosen.any():  # a batch must teach something; mask one eligible token
-        eligible = (~special).nonzero()
-        chosen[tuple(eligible[torch.randint(len(eligible), (1,), generator=generator)][0])] = True
+        positions = eligible.nonzero()
+        chosen[tuple(positions[torch.randint(len(positions), (1,), generator=generator)][0])] = True
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     roll = torch.rand(input_ids.shape, generator=generator)
     masked = input_ids.clone()
@@ -124,10 +140,62 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: Spec
     return masked, labels
 
 
+def eligible_for_masking(input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: SpecialIds) -> torch.Tensor:
+    """Real tokens that are not special: the ones masking may pick."""
+    return ~torch.isin(input_ids, torch.tensor(sorted(ids.special))) & (attention_mask == 1)
+
+
 def collate_masked_lm(batch: PairBatch, pairs: TokenizedPairs, ids: SpecialIds, mask_prob: float, generator: torch.Generator) -> Batch:
     """The same texts as a contrastive batch (questions and answers), as 2B masked sequences."""
     queries, passages = pairs.sequences(batch)
     input_ids, attention_mask = pad(queries + passages, ids.pad)
     masked, labels = mask_tokens(input_ids, attention_mask, ids, mask_prob, generator)
+    inputs = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+    return Batch(inputs, len(batch), input_ids.numel(), int(attention_mask.sum()))
+
+
+# ---------------------------------------------------------------- the worst case a run's settings allow
+
+
+def masked_tokens_bound(eligible: int, mask_prob: float, delta: float) -> int:
+    """The most tokens Bernoulli(mask_prob) masking picks among `eligible` but with probability `delta`.
+
+    Hoeffding: P(masked >= n*p + t) <= exp(-2 t^2 / n), so t = sqrt(n ln(1/delta) / 2); never more than there are.
+    """
+    if eligible == 0:
+        return 0
+    return min(eligible, math.ceil(eligible * mask_prob + math.sqrt(eligible * math.log(1 / delta) / 2)))
+
+
+def full_length_pairs(tokenizer: RunTokenizer, ids: SpecialIds, batch_size: int, max_length: int,
+                      padded: bool = False) -> tuple[PairBatch, TokenizedPairs]:  # fmt: skip
+    """`batch_size` pairs whose query and passage fill `max_length`: the widest batch the settings allow. Each text is
+    the tokenizer's own template (its special tokens, a model's prefix) around an ordinary token, truncated as real
+    texts are, so it holds exactly the special tokens a real text of that length has. With `padded`, the last pair's
+    texts are one token shorter: the batch then has padding, and an encoder keeps an attention mask that it may
+    drop for a batch without any."""
+    def text(kind: str, length: int) -> list[int]:
+        template = tokenizer.encode([""], kind)[0]  # [CLS] ... [SEP]: what every text of this kind carries
+        return _truncate(template[:-1] + [first_ordinary_id(ids)] * length + template[-1:], length)
+
+    refs = [PairRef(group, "full-length", "full-length") for group in range(batch_size)]
+    lengths = [max_length - 1 if padded and ref is refs[-1] else max_length for ref in refs]
+    queries = {(r.group, r.query_lang): text("query", n) for r, n in zip(refs, lengths)}
+    passages = {(r.group, r.passage_lang): text("passage", n) for r, n in zip(refs, lengths)}
+    return refs, TokenizedPairs(queries, passages)
+
+
+def collate_masked_lm_at_bound(batch: PairBatch, pairs: TokenizedPairs, ids: SpecialIds, mask_prob: float,
+                               delta: float) -> Batch:  # fmt: skip
+    """`collate_masked_lm`'s sequences with the most masked tokens its masking gives in practice
+    (`masked_tokens_bound`), every one a [MASK]: what makes a masked-LM step large is how many there are."""
+    queries, passages = pairs.sequences(batch)
+    input_ids, attention_mask = pad(queries + passages, ids.pad)
+    eligible = eligible_for_masking(input_ids, attention_mask, ids)
+    count = masked_tokens_bound(int(eligible.sum()), mask_prob, delta)
+    chosen = torch.zeros_like(eligible)
+    chosen.view(-1)[eligible.view(-1).nonzero().squeeze(1)[:count]] = True
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    masked = torch.where(chosen, torch.full_like(input_ids, ids.mask), input_ids)
     inputs = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
     return Batch(inputs, len(batch), input_ids.numel(), int(attention_mask.sum()))

@@ -31,11 +31,25 @@ class WorkCounter:
     samples: int = 0
     padded_tokens: int = 0
     real_tokens: int = 0
+    steps: int = 0
+    masked_tokens: int = 0  # masked LM: positions the loss predicts (its output layer's work)
+    steps_at_length_cap: int = 0  # steps whose widest text was cut at (or is exactly) train.max_length
 
-    def add(self, samples: int, padded_tokens: int, real_tokens: int) -> None:
+    def add(self, samples: int, padded_tokens: int, real_tokens: int, masked_tokens: int = 0, at_cap: bool = False) -> None:
         self.samples += samples
         self.padded_tokens += padded_tokens
         self.real_tokens += real_tokens
+        self.steps += 1
+        self.masked_tokens += masked_tokens
+        self.steps_at_length_cap += int(at_cap)
+
+    def fields(self) -> dict:
+        """Per-step work columns: masked tokens per step (None without masking) and the length cap's share of steps,
+        which says how much of a 'flat' memory curve the cap itself holds flat."""
+        if self.steps == 0:
+            return {}
+        return {"masked_tokens_per_step": self.masked_tokens / self.steps if self.masked_tokens else None,
+                "length_cap_step_fraction": self.steps_at_length_cap / self.steps}
 
 
 @dataclass
@@ -154,7 +168,7 @@ class RunProfiler:
         `work` is counted over all ranks, so rates are global; `_per_device` divides by `n_devices`.
         """
         fields = dict(timing.record_fields())
-        fields.update(energy_j=self.energy_j, energy_method=self.energy_method)
+        fields.update(energy_j=self.energy_j, energy_method=self.energy_method, **work.fields())
         seconds = timing.measured_s
         if seconds > 0:
             rates = throughput(work.samples, work.padded_tokens, work.real_tokens, seconds, n_devices)

@@ -4,8 +4,9 @@ measured where a CPU can and predicted to 104 languages where it cannot.
 Two results directories feed it: a measured scaling sweep (every strategy x L x vocabulary policy x seeds;
 `+experiment=scaling`) and a predicted one (GPU-sized models to 104 synthetic languages;
 `+experiment=predict-104`). One figure (time per step and peak tensor memory against L, measured; predicted
-GPU memory against L with device sizes across) and one table per strategy (what an added language costs under
-each vocabulary policy; the predicted GiB at the largest L and the GPU sizes that hold it).
+GPU memory against L, with its worst case, and real cards' usable memory across) and one table per strategy (what
+an added language costs under each vocabulary policy; the predicted GiB at the largest L, its worst case, and the
+verdict of each headline card of conf/devices.yaml, read with the prediction's error band: bench.results.devices).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
+from bench.results.devices import CARDS, HEADLINE, card_cell, card_lines, device_fit, predicted_rows
 from bench.results.figures import L_LABEL, STYLE, display_unit, strategy_styles
 from bench.results.fit import MEASURED, usable_runs
 from bench.results.growth import CRITERIA, growth_fits
@@ -36,10 +37,14 @@ def measured_runs(results_dir: Path) -> pd.DataFrame:
 
 
 def predicted_model(predicted: pd.DataFrame) -> tuple[str, int, str] | None:
-    """The (model, batch size, precision) the figure shows: the last model in name order (xlmr-base before mbert-base), its largest batch."""
+    """The (model, batch size, precision) the figure and table show: the model with the largest embedding table at
+    its largest L (a real table beats a counterfactual that grows towards it), ties to the last name in order
+    (rows without vocab_size: the last name); its largest batch."""
     if predicted.empty:
         return None
-    model = sorted(predicted["model"].unique())[-1]  # xlmr-base before mbert-base: the larger vocabulary
+    top = predicted[predicted["n_languages"] == predicted["n_languages"].max()]
+    tables = top.groupby("model")["vocab_size"].max() if "vocab_size" in top else pd.Series(0, index=top["model"].unique())
+    model = max(tables.index, key=lambda name: (tables[name], name))
     rows = predicted[predicted["model"] == model]
     batch = int(rows["batch_size"].max())
     return model, batch, str(rows[rows["batch_size"] == batch]["mixed_precision"].iloc[0])
@@ -85,21 +90,25 @@ def _predicted_panel(ax, predicted: pd.DataFrame, shown: tuple[str, int, str], s
     model, batch, precision = shown
     rows = predicted[(predicted["model"] == model) & (predicted["batch_size"] == batch) & (predicted["mixed_precision"] == precision)]
     for strategy, group in rows.groupby("strategy"):
-        medians = group.groupby("n_languages")["total_gib"].median()
         colour, marker = styles[strategy]
-        ax.plot(medians.index, medians.to_numpy(), color=colour, marker=marker, linestyle="--")
-    top = float(rows["total_gib"].max())
-    ceiling = next((gib for gib in DEVICE_GIB if gib >= top), top)
-    for gib in (g for g in DEVICE_GIB if g <= ceiling):
-        ax.axhline(gib, color="#888888", linewidth=0.9, linestyle=":")
-        ax.annotate(f"{gib} GiB GPU", (0.01, gib), xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="#555555")
+        for column, line in (("total_gib", "--"), ("worst_total_gib", ":")):  # the plan's maximum; its worst case
+            medians = group.groupby("n_languages")[column].median().dropna()
+            ax.plot(medians.index, medians.to_numpy(), color=colour, marker=marker if line == "--" else None,
+                    linestyle=line)  # fmt: skip
+    top = float(rows[["total_gib", "worst_total_gib"]].max().max())
+    lines = card_lines(CARDS)
+    ceiling = next((gib for gib, _ in lines if gib >= top), top)
+    for gib, names in (line for line in lines if line[0] <= ceiling):
+        ax.axhline(gib, color="#888888", linewidth=0.9, linestyle="-", alpha=0.5)
+        ax.annotate(f"{names}: {gib} GiB usable", (0.01, gib), xycoords=("axes fraction", "data"), va="bottom",
+                    fontsize=7, color="#555555")  # fmt: skip
     ax.set_xscale("log")
     levels = sorted(rows["n_languages"].unique())
     ax.set_xticks(levels, [str(v) for v in levels])
     ax.minorticks_off()
     ax.set_ylim(0, max(ceiling, top) * 1.08)
     ax.set_xlabel(L_LABEL + " (synthetic past 11)")
-    ax.set_ylabel("Predicted GPU memory (GiB)")
+    ax.set_ylabel("Predicted GPU memory (GiB; dotted: worst case)")
     label = precision_label(precision)
     ax.set_title(f"Predicted: {model}, batch {batch}, {label}")
 
@@ -131,8 +140,9 @@ def quality_cells(measured: pd.DataFrame, quality: pd.DataFrame) -> dict[str, st
 
 def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.DataFrame | None = None) -> str:
     """One row per strategy: what an added language costs (time per step, tensor memory) under each vocabulary
-    policy, the predicted GPU memory at the largest L with the device sizes that hold it, and what the
-    strategy buys (multilingual mAP in the quality experiment, where it has the strategy as an arm)."""
+    policy, the predicted GPU memory at the largest L and its worst case, each headline card's verdict on them
+    (conf/devices.yaml), and what the strategy buys (multilingual mAP in the quality experiment, where it has the
+    strategy as an arm)."""
     growth = growth_fits(measured, ["step_time_p50_s", "peak_tensor_bytes"])
     cells = {(r.strategy, r.tokenizer_policy, r.metric): slope_text(r.slope, r.slope_ci_low, r.slope_ci_high, r.shape,
                                                                     "seconds" if r.metric.endswith("_s") else "bytes")
@@ -144,8 +154,10 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.Da
     by_strategy = fits.set_index("strategy") if len(fits) else pd.DataFrame()
     header = ["strategy"] + [f"time per step per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES] + [
         f"tensor memory per added language, {POLICY_NAMES[p]}" for p in POLICY_LINES]
+    headline = [card for card in CARDS if card.name in HEADLINE]
     if shown is not None:
-        header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})", "fits 16 GiB", "fits 24 GiB"]
+        header += [f"predicted GiB at L={int(fits['n_languages_max'].max())} ({shown[0]}, batch {shown[1]})",
+                   "worst case GiB", *(card.label for card in headline)]  # fmt: skip
     if quality is not None:
         buys = quality_cells(measured, quality)
         header += ["multilingual mAP, XQuAD-R held-out / MLQA-R (quality experiment)"]
@@ -154,8 +166,9 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.Da
         row = [strategy] + [cells.get((strategy, p, m), "–") for m in ("step_time_p50_s", "peak_tensor_bytes") for p in POLICY_LINES]
         if shown is not None:
             fit = by_strategy.loc[strategy] if strategy in by_strategy.index else None
-            row += ["–", "–", "–"] if fit is None else [
-                f"{fit.total_gib_max:.1f}", fit_text(fit.fits_16gib, fit.n_languages_max), fit_text(fit.fits_24gib, fit.n_languages_max)]
+            row += ["–"] * (2 + len(headline)) if fit is None else [
+                f"{fit.total_gib_max:.1f}", "–" if pd.isna(fit.worst_gib_max) else f"{fit.worst_gib_max:.1f}",
+                *(card_cell(fit, card) for card in headline)]  # fmt: skip
         if quality is not None:
             row += [buys.get(strategy, "not an arm")]
         rows.append(row)

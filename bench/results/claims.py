@@ -7,7 +7,12 @@ claim is tested on each set with the hierarchical paired bootstrap (bench.result
 * difference: a - b, seeds paired over the seeds both arms share;
 * extreme: the arm's margin over every other arm (min of the differences for `greater`, max for
   `less`), an intersection-union test: it is beyond 0 only if every pairwise difference is;
-* trend: the least-squares slope of the arm means against alpha_of_arm (other arms left out).
+* trend: the least-squares slope of the arm means against alpha_of_arm (other arms left out), or, with
+  `along: languages`, of one arm's means (or of a - b, paired by seed) against the file's L values.
+
+A file with `languages` (the L of the experiment) judges runs at one L: a claim's `at` (every, one L or
+a list) makes it one test per L, named `<id>@L<n>`. A claim's `scope` reads every cell of its metric or
+only the trained or untrained languages of each run (bench.results.scope).
 
 Holm's step-down adjustment runs over the whole family of (claim, set) tests, tests that cannot run
 yet counting with p = 1 so a partial experiment is never judged more leniently than the full one. A
@@ -18,11 +23,9 @@ confirmed by TOST within the margin and refuted when the difference lies signifi
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -30,29 +33,34 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError
+from bench.results.arms import ArmRuns, load_arm_runs
 from bench.results.bootstrap import (
-    METRICS, BootstrapResult, check_per_query, difference, extreme, hierarchical_bootstrap, slope, stack_cells,
+    METRICS, BootstrapResult, difference, extreme, hierarchical_bootstrap, slope, stack_cells,
 )  # fmt: skip
-from bench.results.store import PER_QUERY_DIR, load_results
+from bench.results.scope import SCOPES
 
 KINDS = ("difference", "extreme", "trend")
 EXPECTS = ("greater", "less", "equivalent")
+ALONG = ("alpha", "languages")  # a trend's axis
+DEFAULTS = {"scope": "all", "along": "alpha"}
+EVERY = "every"  # `at: every`: one test at each L of the file's `languages`
 CONFIRMED, REFUTED, UNRESOLVED, NOT_RUN = "confirmed", "refuted", "unresolved", "not run"
 TOO_FEW = "too few seeds"
 MIN_SEEDS = 2  # per arm: resampling a single seed cannot see seed-to-seed variance, so its interval is too narrow
 TOP_KEYS = {"experiment", "results_dir", "arms", "alpha_of_arm", "sets", "significance", "equivalence_margin",
-            "bootstrap", "claims", "targets", "output"}  # fmt: skip
-CLAIM_KEYS = {"id", "text", "kind", "a", "b", "arm", "over", "metric", "expect", "paper", "exploratory"}
+            "bootstrap", "claims", "targets", "output", "languages"}  # fmt: skip
+CLAIM_KEYS = {"id", "text", "kind", "a", "b", "arm", "over", "metric", "expect", "paper", "exploratory", "at", "scope",
+              "along"}  # fmt: skip
 COLUMNS = ["id", "set", "text", "metric", "kind", "expect", "exploratory", "estimate", "ci_low", "ci_high", "se",
            "p_raw", "p_holm", "p_refute_raw", "p_refute_holm", "min_detectable", "n_seeds", "verdict", "paper",
-           "sign_agrees_with_primary"]  # fmt: skip
+           "sign_agrees_with_primary", "base_id", "n_languages", "scope"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One pre-registered claim. `arms`: (a, b) for a difference, (arm, *others) for an extreme, the
-    alpha arms in alpha order for a trend."""
+    """One pre-registered test. `arms`: (a, b) for a difference, (arm, *others) for an extreme, the alpha arms
+    in alpha order for a trend along alpha, (arm,) or (a, b) for a trend along languages."""
 
     id: str
     kind: str
@@ -62,6 +70,16 @@ class Claim:
     text: str = ""
     paper: str = ""
     exploratory: bool = False
+    at_languages: int | None = None  # the L of the runs it compares (None: every run of its arms)
+    scope: str = "all"  # the cells its metric reads: all, or each run's trained / untrained languages only
+    along: str = "alpha"  # a trend's axis: alpha (alpha_of_arm) or languages (the claims file's L values)
+    base_id: str = ""  # the id in the claims file (`id` adds @L<n> to a claim made at several L)
+
+    @property
+    def paired(self) -> bool:
+        """Seeds resampled jointly: runs of one seed share their data order, so a difference pairs them (a trend
+        over L of a - b too, at every L)."""
+        return self.kind == "difference" or (self.along == "languages" and len(self.arms) == 2)
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,7 @@ class Claims:
     claims: tuple[Claim, ...]
     targets: dict[str, tuple[float, ...]] = field(default_factory=dict)  # metric -> the cost-to-target ladder
     output: str = "verdict"  # the verdict files' name in the results directory (several claims files may judge one)
+    languages: tuple[int, ...] = ()  # the L of the experiment, increasing (none: runs are not told apart by L)
 
     @property
     def primary_set(self) -> str:
@@ -138,13 +157,14 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
         fail("bootstrap.seed", f"must be a non-negative integer, got {seed!r}")
     if not isinstance(raw["claims"], list) or not raw["claims"]:
         fail("claims", "must be a non-empty list")
+    languages = parse_languages(raw.get("languages"), fail)
     claims, seen = [], set()
     for i, entry in enumerate(raw["claims"]):
-        claim = parse_claim(mapping(entry, f"claims[{i}]"), i, arms, alpha_of_arm, fail)
-        if claim.id in seen:
-            fail(f"claims[{claim.id}].id", "duplicate id")
-        seen.add(claim.id)
-        claims.append(claim)
+        for claim in parse_claim(mapping(entry, f"claims[{i}]"), i, arms, alpha_of_arm, languages, fail):
+            if claim.id in seen:
+                fail(f"claims[{claim.id}].id", "duplicate id")
+            seen.add(claim.id)
+            claims.append(claim)
     margin = raw.get("equivalence_margin")
     if margin is None and any(c.expect == "equivalent" for c in claims):
         fail("equivalence_margin", "missing, and a claim expects equivalence")
@@ -166,120 +186,100 @@ def parse_claims(raw: object, source: str = "claims") -> Claims:
         margin=number("equivalence_margin", margin, 0, math.inf) if margin is not None else math.nan,
         replicates=replicates, seed=seed, claims=tuple(claims),
         targets={metric: tuple(float(v) for v in ladder) for metric, ladder in targets.items()}, output=output,
+        languages=languages,
     )  # fmt: skip
 
 
-def parse_claim(entry: dict, index: int, arms: dict, alpha_of_arm: dict, fail) -> Claim:
-    """One entry of `claims`, its arms resolved (see Claim.arms)."""
+def parse_languages(value, fail) -> tuple[int, ...]:
+    """`languages`: the L values of the experiment, increasing (a trend over L is a slope against them)."""
+    if value is None:
+        return ()
+    counts = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not counts or not value or value != sorted(set(value)):
+        fail("languages", f"must be a list of increasing positive integers (the L of the experiment), got {value!r}")
+    return tuple(value)
+
+
+def parse_claim(entry: dict, index: int, arms: dict, alpha_of_arm: dict, languages: tuple[int, ...],
+                fail) -> list[Claim]:
+    """One entry of `claims`, its arms resolved (see Claim.arms): one Claim, or one per L when `at` names several."""
     if entry.get("id") in (None, ""):
         fail(f"claims[{index}].id", "missing")
     name = f"claims[{entry['id']}]"
     if unknown := sorted(set(entry) - CLAIM_KEYS):
         fail(f"{name}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(CLAIM_KEYS))})")
-    for key, allowed in (("kind", KINDS), ("metric", METRICS), ("expect", EXPECTS)):
-        if entry.get(key) not in allowed:
+    choices = (("kind", KINDS), ("metric", METRICS), ("expect", EXPECTS), ("scope", SCOPES), ("along", ALONG))
+    for key, allowed in choices:
+        if entry.get(key, DEFAULTS.get(key)) not in allowed:
             fail(f"{name}.{key}", f"unknown {key} {entry.get(key)!r} (one of {', '.join(allowed)})")
     if not isinstance(entry.get("exploratory", False), bool):
         fail(f"{name}.exploratory", f"must be true or false, got {entry['exploratory']!r}")
-    kind = entry["kind"]
+    kind, along = entry["kind"], entry.get("along", DEFAULTS["along"])
     if entry["expect"] == "equivalent" and kind != "difference":
         fail(f"{name}.expect", "equivalent applies to kind difference only (the margin is in metric units)")
-    needed = {"difference": ("a", "b"), "extreme": ("arm",), "trend": ()}[kind]
-    for key in needed:
-        if not isinstance(entry.get(key), str) or entry[key] not in arms:
-            fail(f"{name}.{key}", f"unknown arm {entry.get(key)!r} (arms: {', '.join(arms)})")
-    if kind == "difference":
-        if entry["a"] == entry["b"]:
-            fail(f"{name}.b", "must differ from a")
-        chosen = (entry["a"], entry["b"])
-    elif kind == "extreme":
-        over = entry.get("over", [label for label in arms if label != entry["arm"]])  # default: every other arm
-        if not isinstance(over, list) or any(label not in arms or label == entry["arm"] for label in over):
-            fail(f"{name}.over", f"must list other arms (arms: {', '.join(arms)}), got {over!r}")
-        chosen = (entry["arm"], *over)
-        if len(chosen) < 2:
-            fail(f"{name}.arm", "an extreme needs at least two arms")
-    else:
+    if along != "alpha" and kind != "trend":
+        fail(f"{name}.along", "applies to kind trend only")
+    claim = Claim(id=str(entry["id"]), kind=kind, metric=entry["metric"], expect=entry["expect"],
+                  arms=claim_arms(entry, name, arms, alpha_of_arm, fail), text=str(entry.get("text") or ""),
+                  paper=str(entry.get("paper") or ""), exploratory=entry.get("exploratory", False),
+                  scope=entry.get("scope", DEFAULTS["scope"]), along=along, base_id=str(entry["id"]))  # fmt: skip
+    levels = claim_levels(entry, name, languages, fail)
+    return [replace(claim, id=f"{claim.id}@L{n}", at_languages=n) if n is not None else claim for n in levels]
+
+
+def claim_arms(entry: dict, name: str, arms: dict, alpha_of_arm: dict, fail) -> tuple[str, ...]:
+    """The arms a claim compares, in the order its statistic reads them (Claim.arms)."""
+    kind, along = entry["kind"], entry.get("along", DEFAULTS["along"])
+    if kind == "trend" and along == "alpha":
         chosen = tuple(sorted(alpha_of_arm, key=alpha_of_arm.get))
         if len({alpha_of_arm[label] for label in chosen}) < 2:
             fail("alpha_of_arm", f"{name} is a trend and needs at least two distinct alphas")
-    return Claim(id=str(entry["id"]), kind=kind, metric=entry["metric"], expect=entry["expect"],
-                 arms=tuple(chosen), text=str(entry.get("text") or ""), paper=str(entry.get("paper") or ""),
-                 exploratory=entry.get("exploratory", False))  # fmt: skip
+        return chosen
+    one_arm = kind == "extreme" or (kind == "trend" and "arm" in entry)
+    if one_arm and kind == "trend" and ("a" in entry or "b" in entry):
+        fail(f"{name}.arm", "a trend over L follows one arm (arm) or a difference (a, b), not both")
+    for key in ("arm",) if one_arm else ("a", "b"):
+        if not isinstance(entry.get(key), str) or entry[key] not in arms:
+            fail(f"{name}.{key}", f"unknown arm {entry.get(key)!r} (arms: {', '.join(arms)})")
+    if not one_arm:
+        if entry["a"] == entry["b"]:
+            fail(f"{name}.b", "must differ from a")
+        return entry["a"], entry["b"]
+    if kind == "trend":
+        return (entry["arm"],)
+    over = entry.get("over", [label for label in arms if label != entry["arm"]])  # default: every other arm
+    if not isinstance(over, list) or any(label not in arms or label == entry["arm"] for label in over):
+        fail(f"{name}.over", f"must list other arms (arms: {', '.join(arms)}), got {over!r}")
+    if not over:
+        fail(f"{name}.arm", "an extreme needs at least two arms")
+    return entry["arm"], *over
 
 
-@dataclass(frozen=True)
-class ArmRuns:
-    """One arm's ok runs that have per-query results: their seeds and per-query frames, in seed order."""
-
-    seeds: tuple[int, ...] = ()
-    frames: tuple[pd.DataFrame, ...] = ()
-
-    def on_set(self, name: str) -> ArmRuns:
-        """The runs evaluated on set `name`, their frames cut to its rows."""
-        cut = [(seed, frame[frame["set"] == name]) for seed, frame in zip(self.seeds, self.frames)]
-        kept = [(seed, frame) for seed, frame in cut if len(frame)]
-        return ArmRuns(tuple(s for s, _ in kept), tuple(f for _, f in kept))
-
-    def restrict(self, seeds: list[int]) -> ArmRuns:
-        """The runs of `seeds`, in that order (what pairs two arms seed by seed)."""
-        index = {seed: frame for seed, frame in zip(self.seeds, self.frames)}
-        return ArmRuns(tuple(seeds), tuple(index[seed] for seed in seeds))
-
-
-def matches(values: pd.Series, wanted) -> pd.Series:
-    """Which values equal a selector's value: None matches missing, numbers match within float noise."""
-    if wanted is None:
-        return values.isna()
-    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
-        return pd.Series(np.isclose(numbers, float(wanted), rtol=0, atol=1e-9), index=values.index)
-    return values.astype(str) == str(wanted)
-
-
-def strategy_parameter(text: object, key: str):
-    """One parameter from a row's strategy_params JSON (None where the row has none)."""
-    params = json.loads(text) if isinstance(text, str) and text else None
-    return params.get(key) if isinstance(params, dict) else None
-
-
-def select_runs(results: pd.DataFrame, selector: Mapping) -> pd.DataFrame:
-    """The ok rows that match every key of the selector: a results column, else a strategy parameter."""
-    rows = results[results["status"] == "ok"]
-    for key, wanted in selector.items():
-        if key in rows.columns:
-            values = rows[key]
-        else:
-            params = rows.get("strategy_params", pd.Series(None, index=rows.index, dtype=object))
-            values = params.map(lambda text: strategy_parameter(text, key))
-        rows = rows[matches(values, wanted).to_numpy()]
-    return rows
+def claim_levels(entry: dict, name: str, languages: tuple[int, ...], fail) -> list[int | None]:
+    """The L of each test a claim makes: [None] (every run of its arms, or a trend over all L), else its `at`."""
+    at, along = entry.get("at"), entry.get("along", DEFAULTS["along"])
+    if not languages:
+        for key, used in (("at", at is not None), ("along", along == "languages")):
+            if used:
+                fail(f"{name}.{key}", "needs the claims file's `languages` (the L of the experiment)")
+        return [None]
+    if along == "languages":
+        if at is not None:
+            fail(f"{name}.at", "a trend over L spans every L of `languages`; drop `at`")
+        if len(languages) < 2:
+            fail("languages", f"{name} is a trend over L and needs at least two")
+        return [None]
+    values = list(languages) if at == EVERY else at if isinstance(at, list) else [at]
+    if (not values or any(isinstance(v, bool) or not isinstance(v, int) or v not in languages for v in values)
+            or len(set(values)) != len(values)):  # fmt: skip
+        fail(f"{name}.at", f"must be {EVERY}, one L of languages {list(languages)} or a list of them, got {at!r}")
+    return values
 
 
 def load_arms(claims: Claims, results_dir: Path) -> dict[str, ArmRuns]:
-    """Every arm's ok runs with their per-query frames; runs without a per-query file are left out, with a warning."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise ConfigError(f"results_dir: {results_dir} does not exist")
-    results = load_results(results_dir)
-    arms = {}
-    for label, selector in claims.arms.items():
-        rows = select_runs(results, selector)
-        if rows["seed"].isna().any() or rows["seed"].duplicated().any():
-            raise ConfigError(f"arms.{label}: selects runs with a missing or repeated seed; narrow the selector")
-        runs = []
-        for row in rows.sort_values("seed").itertuples():
-            path = results_dir / PER_QUERY_DIR / f"{row.run_id}.parquet"
-            if not path.is_file():
-                warnings.warn(f"arm {label}: ok run {row.run_id} has no {path}; left out", stacklevel=2)
-                continue
-            try:
-                frame = pd.read_parquet(path)
-            except Exception as exc:
-                raise DataError(f"{path} is unreadable ({type(exc).__name__})") from None
-            runs.append((int(row.seed), check_per_query(frame, str(path))))
-        arms[label] = ArmRuns(tuple(s for s, _ in runs), tuple(f for _, f in runs))
-    return arms
+    """Every arm's ok runs with their per-query frames (bench.results.arms): one per seed, or per (seed, L) when the
+    claims file has an axis of languages."""
+    return load_arm_runs(claims.arms, results_dir, by_languages=bool(claims.languages))
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -299,7 +299,20 @@ def statistic_of(claims: Claims, claim: Claim):
         return difference
     if claim.kind == "extreme":
         return extreme(claim.expect)
-    return slope([claims.alpha_of_arm[label] for label in claim.arms])
+    if claim.along == "alpha":
+        return slope([claims.alpha_of_arm[label] for label in claim.arms])
+    fit = slope(claims.languages)
+    if len(claim.arms) == 1:
+        return fit
+    return lambda means: fit(means[:, 0::2] - means[:, 1::2])  # groups_of: a and b alternate, L by L
+
+
+def groups_of(claims: Claims, claim: Claim) -> list[tuple[str, int | None]]:
+    """The (arm, L) groups of runs a claim's statistic reads, in order: its arms at its L, or for a trend over L
+    its arm(s) at every L (a, b, a, b, ... for a difference)."""
+    if claim.along == "languages":
+        return [(label, n) for n in claims.languages for label in claim.arms]
+    return [(label, claim.at_languages) for label in claim.arms]
 
 
 def p_values(result: BootstrapResult, expect: str, margin: float) -> tuple[float, float]:
@@ -315,16 +328,20 @@ def evaluate_one(claims: Claims, claim: Claim, set_name: str, arms: Mapping[str,
     """One (claim, set) test: the estimate, its interval and unadjusted p's; NaN where an arm has no runs.
 
     A difference pairs its arms on the seeds both have (runs of other seeds are left out, as n_seeds
-    shows); only when they share none are their seeds resampled independently.
+    shows); only when they share none are their seeds resampled independently. A trend over L of a
+    difference pairs on the seeds every group has.
     """
-    runs = [arms.get(label, ArmRuns()).on_set(set_name) for label in claim.arms]
+    runs = [arms.get(label, ArmRuns()).at(n).on_set(set_name).scoped(claim.scope)
+            for label, n in groups_of(claims, claim)]
     shared = sorted(set.intersection(*(set(r.seeds) for r in runs)))
-    paired = claim.kind == "difference" and bool(shared)
+    paired = claim.paired and bool(shared)
     if paired:
         runs = [r.restrict(shared) for r in runs]
     row = {"id": claim.id, "set": set_name, "text": claim.text, "metric": claim.metric, "kind": claim.kind,
            "expect": claim.expect, "exploratory": claim.exploratory, "paper": claim.paper,
-           "n_seeds": "/".join(str(len(r.seeds)) for r in runs)}  # fmt: skip
+           "n_seeds": "/".join(str(len(r.seeds)) for r in runs), "base_id": claim.base_id or claim.id,
+           "n_languages": math.nan if claim.at_languages is None else claim.at_languages,
+           "scope": claim.scope}  # fmt: skip
     if not all(r.seeds for r in runs):
         return row | dict.fromkeys(["estimate", "ci_low", "ci_high", "se", "min_detectable", "p_raw", "p_refute_raw"],
                                    math.nan)  # fmt: skip
@@ -377,49 +394,3 @@ def evaluate_claims(claims: Claims, arms: Mapping[str, ArmRuns]) -> pd.DataFrame
 def evaluate(claims: Claims, results_dir: Path) -> pd.DataFrame:
     """evaluate_claims on the runs of a results directory."""
     return evaluate_claims(claims, load_arms(claims, results_dir))
-
-
-def expectation(claims: Claims, claim: Claim) -> str:
-    """The claim as an inequality, e.g. `hybrid-0.5 − crosslingual > 0`."""
-    sign = {"greater": "> 0", "less": "< 0"}
-    if claim.kind == "difference":
-        if claim.expect == "equivalent":
-            return f"|{claim.arms[0]} − {claim.arms[1]}| < {claims.margin:g}"
-        return f"{claim.arms[0]} − {claim.arms[1]} {sign[claim.expect]}"
-    if claim.kind == "extreme":
-        return f"{claim.arms[0]} {'largest' if claim.expect == 'greater' else 'smallest'}"
-    return f"slope over alpha {sign[claim.expect]}"
-
-
-def interval(row) -> str:
-    if math.isnan(row.estimate):
-        return f"– ({row.n_seeds} seeds)"
-    return f"{row.estimate:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table (bench.results.markdown has one too, but importing it loads torch)."""
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|") for cell in line) + " |" for line in lines)
-
-
-def verdict_cell(test) -> str:
-    """A test's verdict, in bold when confirmed, noting whether its sign agrees with the primary set's."""
-    text = f"**{test.verdict}**" if test.verdict == CONFIRMED else test.verdict
-    return text + {True: " (sign agrees)", False: " (sign differs)"}.get(test.sign_agrees_with_primary, "")
-
-
-def verdict_markdown(frame: pd.DataFrame, claims: Claims) -> str:
-    """The verdict table: per claim, the paper's value, then per set this result with its 95% interval and verdict."""
-    header = ["claim", "metric", "expected", "paper"]
-    for display in claims.sets.values():
-        header += [f"{display}: estimate [95% CI]", f"{display}: verdict"]
-    rows = []
-    for claim in claims.claims:
-        label = " ".join([f"**{claim.id}**"] + ["(exploratory)"] * claim.exploratory + [claim.text] * bool(claim.text))
-        row = [label, claim.metric, expectation(claims, claim), claim.paper or "–"]
-        for name in claims.sets:
-            (test,) = frame[(frame["id"] == claim.id) & (frame["set"] == name)].itertuples()
-            row += [interval(test), verdict_cell(test)]
-        rows.append(row)
-    return markdown_table(header, rows)

@@ -1,12 +1,14 @@
 """Figures of a results table: cost and retrieval quality against the number of training languages.
 
 `plot_results` (what `python -m bench.plot` and every sweep call) writes one PNG and one SVG per
-figure under RESULTS_DIR/plots/ and the power-law fits to RESULTS_DIR/scaling_fit.parquet. Which
-metric goes into which figure is the metric catalogue's `figure` (bench.results.schema); strategies
-are drawn in the registry's order, each with one colour and marker in every figure.
-Repeated seeds are drawn as the median with min–max error bars; cost axes are log-log (growth
-is multiplicative) and each cost curve's legend entry carries its fitted exponent k ± stderr;
-quality axes are linear. Failed runs are left off the curves and counted in each footnote.
+figure under RESULTS_DIR/plots/ and the per-language fits to RESULTS_DIR/growth_fit.parquet and
+step_cost_fit.parquet (bench.results.growth). Which metric goes into which figure is the metric
+catalogue's `figure` (bench.results.schema); strategies are drawn in the registry's order, each with one
+colour and marker in every figure. Repeated seeds are drawn as the median with min–max error bars; all
+curve axes are linear. Cost is affine in L (cost = intercept + slope · L), so each cost curve is drawn with
+its fitted line, and its legend entry gives the slope, what one more language costs, with its 95% interval
+and how that interval was made: the same fits and text as the report's and the answer's tables.
+Failed runs are left off the curves and counted in each footnote.
 Figures are built on matplotlib's Agg canvas directly (no pyplot), so importing this module
 never changes the backend of a notebook or a GUI session.
 """
@@ -28,17 +30,15 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 
 from bench.core.metric_names import EVAL_ROLES, EVAL_SUMMARY_METRICS, eval_column
 from bench.evaluation.references import read_references
-from bench.results.fit import (
-    PREDICTED, PowerLawFit, failed_runs, fit_lookup, present_metrics, scaling_fits, seed_summary, usable_runs,
-)  # fmt: skip
+from bench.results.fit import PREDICTED, failed_runs, present_metrics, seed_summary, usable_runs
 from bench.results.devices import DEVICE_GIB, predicted_rows
 from bench.results.growth import GROWTH_FILE, STEP_COST_FILE, growth_fits, step_cost_fits
+from bench.results.numbers import display_unit, per_language_text
 from bench.results.store import load_results, write_table_atomic
 from bench.results.schema import Metric, metrics_where
 from bench.strategies import strategy_names
 
 PLOTS_DIR = "plots"
-FIT_FILE = "scaling_fit.parquet"
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 _COMPONENT_COLOURS = ("#3b528b", "#21918c", "#5ec962", "#fde725")  # memory breakdown, bottom to top
@@ -50,12 +50,12 @@ L_LABEL = "Number of training languages L"
 
 @dataclass(frozen=True)
 class CurveFigure:
-    """A figure of metric-vs-L curves, one panel per catalogue metric whose `figure` is `name`;
-    `log` means log-log axes with fitted k."""
+    """A figure of metric-vs-L curves, one panel per catalogue metric whose `figure` is `name`; a `cost` figure
+    draws each curve's fitted line (cost = intercept + slope · L) and gives its slope per added language."""
 
     name: str
     title: str
-    log: bool = True
+    cost: bool = True
 
     @property
     def panels(self) -> tuple[Metric, ...]:
@@ -74,7 +74,7 @@ COST_FIGURES = (
 
 def quality_figure(role: str) -> CurveFigure:
     """Retrieval quality on one role's evaluation set vs L (linear axes)."""
-    return CurveFigure(f"quality_{role}", f"Retrieval quality ({ROLE_NAMES[role]})", log=False)
+    return CurveFigure(f"quality_{role}", f"Retrieval quality ({ROLE_NAMES[role]})", cost=False)
 
 
 def panel_label(metric: Metric) -> str:
@@ -95,15 +95,6 @@ def strategy_styles(strategies) -> dict[str, tuple[str, str]]:
     return {s: styles[s] for s in everything if s in set(strategies)}
 
 
-def display_unit(kind: str, max_value: float, unit: str = "") -> tuple[float, str]:
-    """(divisor, unit) that keeps axis numbers readable: MiB/GiB for bytes, s/ms for seconds."""
-    if kind == "bytes":
-        return (2**30, "GiB") if max_value >= 2**30 else (2**20, "MiB")
-    if kind == "seconds":
-        return (1.0, "s") if max_value >= 1 else (1e-3, "ms")
-    return 1.0, unit
-
-
 def _plain(value: float, _pos=None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
@@ -115,7 +106,24 @@ class _PlainLogFormatter(LogFormatter):
         return _plain(x) if super().__call__(x, pos) else ""
 
 
-def _footnote(runs: pd.DataFrame, failed: pd.DataFrame, log: bool) -> str:
+FIT_NOTE = ("Dotted lines: cost = intercept + slope · L, fitted on each seed's runs (bench.results.growth, as in the "
+            "report and the answer);\nlegend: the slope, what one more language costs, with its 95% interval and how "
+            "it was made ('flat': the interval holds 0).")  # fmt: skip
+
+
+def _fit_note(spec: CurveFigure, panels: list[Metric], runs: pd.DataFrame) -> str:
+    """What a cost figure's fitted lines and legend say, or why it has none; nothing for a quality figure."""
+    if not spec.cost:
+        return ""
+    if all(p.censored for p in panels):
+        return ("No fitted line: a run that never reached the target has no value here, "
+                "so a line through the runs that did would flatter the strategy.")  # fmt: skip
+    if runs["n_languages"].nunique() < 2:
+        return "No fitted line: a cost per added language needs at least two language counts."
+    return FIT_NOTE
+
+
+def _footnote(runs: pd.DataFrame, failed: pd.DataFrame, fit_note: str) -> str:
     seeds = runs.groupby(["strategy", "source", "n_languages"]).size() if len(runs) else pd.Series([0])
     lo, hi = int(seeds.min()), int(seeds.max())
     if hi <= 1:
@@ -123,11 +131,7 @@ def _footnote(runs: pd.DataFrame, failed: pd.DataFrame, log: bool) -> str:
     else:
         n_seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
         lines = [f"Line: median over seeds (n={n_seeds} per point); error bars: min–max over seeds."]
-    if log and runs["n_languages"].nunique() < 2:
-        lines.append("No exponent k: a power law needs at least two language counts.")
-    elif log:
-        lines.append("k: least-squares exponent of cost ∝ L^k over all runs (every seed), ± its standard error.")
-    return "\n".join(lines) + _failed_note(failed)
+    return "\n".join(lines + ([fit_note] if fit_note else [])) + _failed_note(failed)
 
 
 def _new_figure(n_panels: int, title: str, nrows: int = 1, width: float = 6.4) -> tuple[Figure, list]:
@@ -153,9 +157,17 @@ def by_strategy(summary: pd.DataFrame, order: list[str]) -> list[tuple[tuple[str
     return sorted(groups, key=lambda item: (order.index(item[0][0]), item[0][1]))
 
 
-def _label(strategy: str, source: str, fit: PowerLawFit | None = None) -> str:
+def _label(strategy: str, source: str, slope: str = "") -> str:
     text = strategy + (" (predicted)" if source == PREDICTED else "")
-    return f"{text}   {fit.label()}" if fit is not None and fit.label() else text
+    return f"{text}   {slope}" if slope else text
+
+
+def growth_lookup(growth: pd.DataFrame) -> dict[tuple[str, str, str], object]:
+    """Growth fits (rows of `growth_fits`) by (strategy, source, metric), the keys a curve is drawn by. A curve that
+    pools several vocabulary policies has no one fit, so it gets none rather than one policy's."""
+    keys = ["strategy", "source", "metric"]
+    single = growth[~growth.duplicated(keys, keep=False)]
+    return {(r.strategy, r.source, r.metric): r for r in single.itertuples(index=False)}
 
 
 def _set_l_axis(ax, levels, log: bool) -> None:
@@ -202,32 +214,44 @@ def _draw_references(ax, levels: dict[str, float], divisor: float = 1.0) -> None
         ax.axhline(value / divisor, linestyle=linestyle, color=colour, linewidth=1.1, label=f"{label} ({value:.3g})")
 
 
-def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, log: bool, fits, styles, references: dict | None = None) -> bool:
-    """Median-with-range curves of one metric, one per (strategy, source); False when nothing to draw."""
+def _draw_fit(ax, fit, levels: pd.Series, divisor: float, colour: str) -> None:
+    """The fitted line over the curve's own L (dotted): what its legend's slope describes."""
+    x = np.array([levels.min(), levels.max()], dtype=float)
+    ax.plot(x, (fit.intercept + fit.slope * x) / divisor, color=colour, linestyle=":", linewidth=1.4)
+
+
+def _draw_curves(ax, runs: pd.DataFrame, panel: Metric, cost: bool, fits, styles, references: dict | None = None
+                 ) -> bool:  # fmt: skip
+    """Median-with-range curves of one metric, one per (strategy, source); on a `cost` panel each with its fitted line
+    and its slope per added language in the legend (from `fits`, a `growth_lookup`). False when nothing to draw."""
     summary = seed_summary(runs, panel.column)
-    if log:
-        summary = summary[(summary["median"] > 0) & (summary["min"] > 0)]
     if summary.empty:
         return False
+    fits = fits if cost and not panel.censored else {}
     divisor, unit = display_unit(panel.kind, float(summary["max"].max()), panel.unit)
+    sloped = False
     for (strategy, source), s in by_strategy(summary, list(styles)):
         colour, marker = styles[strategy]
+        fit = fits.get((strategy, source, panel.column))
+        slope = per_language_text(fit, panel.kind) if fit is not None else ""
         y, lo, hi = s["median"] / divisor, s["min"] / divisor, s["max"] / divisor
         ax.errorbar(
             s["n_languages"], y, yerr=[y - lo, hi - y], color=colour, marker=marker, markersize=6, capsize=3,
             linestyle="--" if source == PREDICTED else "-", mfc="white" if source == PREDICTED else colour,
-            label=_label(strategy, source, fits.get((strategy, source, panel.column)) if log else None),
+            label=_label(strategy, source, slope),
         )  # fmt: skip
+        if slope:
+            _draw_fit(ax, fit, s["n_languages"], divisor, colour)
+            sloped = True
     _draw_references(ax, reference_levels(runs, panel.column, references or {}), divisor)
-    if log:
-        ax.set_yscale("log")
-        # Plain numbers, and minor ticks labelled (2, 5, ...) only when the axis spans few decades.
-        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
-        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+    if cost:
+        ax.set_ylim(bottom=0)  # a cost's size beside its growth, as in the answer's figure
     ax.set_ylabel(f"{panel.label} ({unit})" if unit else panel.label)
     ax.set_title(panel_label(panel))
-    _set_l_axis(ax, sorted(summary["n_languages"].unique()), log)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3, title="strategy")
+    _set_l_axis(ax, sorted(summary["n_languages"].unique()), log=False)
+    rate_unit = f"{panel.unit} " if panel.kind == "rate" else ""  # bytes and seconds carry their unit in each entry
+    title = f"strategy: {rate_unit}per added language" if sloped else "strategy"
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3, title=title)
     return True
 
 
@@ -236,16 +260,15 @@ def curve_figure(spec: CurveFigure, runs, failed, fits, styles, references: dict
     panels = [p for p in spec.panels if p.column in present_metrics(runs, [p.column])]
     if not panels:
         return None
-    axes_note = " (log-log axes)" if spec.log else " (linear axes)"
-    fig, axes = _new_figure(len(panels), spec.title + axes_note, nrows=2 if len(panels) > 3 else 1,
-                            width=8.4 if len(panels) == 1 else 7.2)  # fmt: skip
-    drawn = [_draw_curves(ax, runs, p, spec.log, fits, styles, references) for ax, p in zip(axes, panels)]
+    width = 8.4 if len(panels) == 1 else 9.6 if spec.cost else 7.2  # a cost legend's slopes need room beside each panel
+    fig, axes = _new_figure(len(panels), spec.title, nrows=2 if len(panels) > 3 else 1, width=width)
+    drawn = [_draw_curves(ax, runs, p, spec.cost, fits, styles, references) for ax, p in zip(axes, panels)]
     if not any(drawn):
         return None
     if len(panels) == 1:
         axes[0].set_title("")  # the figure title already says it
     plotted = runs[runs[[p.column for p in panels]].notna().any(axis=1)]
-    _add_footnote(fig, _footnote(plotted, failed, spec.log))
+    _add_footnote(fig, _footnote(plotted, failed, _fit_note(spec, panels, plotted)))
     return fig
 
 
@@ -415,10 +438,11 @@ def _failed_note(failed: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- orchestration
 
 
-def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
+def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, growth: pd.DataFrame,
                 references: dict | None = None) -> list[tuple[str, str, Callable]]:  # fmt: skip
-    """(file stem, title, builder) of every figure the table has data for, in reading order."""
-    styles, lookup = strategy_styles(runs["strategy"].dropna().unique()), fit_lookup(fits)
+    """(file stem, title, builder) of every figure the table has data for, in reading order; `growth` is the
+    table's `growth_fits`, drawn on the cost figures."""
+    styles, lookup = strategy_styles(runs["strategy"].dropna().unique()), growth_lookup(growth)
 
     def has(*metrics: str) -> bool:
         return bool(present_metrics(runs, metrics))
@@ -445,36 +469,31 @@ def figure_plan(runs: pd.DataFrame, failed: pd.DataFrame, fits: pd.DataFrame,
     return plan
 
 
-def write_fits(fits: pd.DataFrame, results_dir: Path) -> Path:
-    path = Path(results_dir) / FIT_FILE
-    write_table_atomic(pa.Table.from_pandas(fits, preserve_index=False), path)
-    return path
-
-
-def write_growth(runs: pd.DataFrame, results_dir: Path) -> None:
-    """The per-language slopes and the step-time-per-token fits (bench.results.growth) beside the power laws."""
-    write_table_atomic(pa.Table.from_pandas(growth_fits(runs), preserve_index=False), Path(results_dir) / GROWTH_FILE)
-    write_table_atomic(pa.Table.from_pandas(step_cost_fits(runs), preserve_index=False), Path(results_dir) / STEP_COST_FILE)
+def write_growth(runs: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """Write the per-language slopes and the step-time fits (bench.results.growth); return the slopes."""
+    growth = growth_fits(runs)
+    write_table_atomic(pa.Table.from_pandas(growth, preserve_index=False), Path(results_dir) / GROWTH_FILE)
+    steps = step_cost_fits(runs)
+    write_table_atomic(pa.Table.from_pandas(steps, preserve_index=False), Path(results_dir) / STEP_COST_FILE)
+    return growth
 
 
 def plot_results(results_dir: Path) -> list[Path]:
     """Draw every supported figure of RESULTS_DIR as PNG and SVG; return the written figure paths.
 
-    Also writes RESULTS_DIR/scaling_fit.parquet, growth_fit.parquet and step_cost_fit.parquet. Returns [] when no run is usable (all failed).
+    Also writes RESULTS_DIR/growth_fit.parquet and step_cost_fit.parquet. Returns [] when no run is usable (all failed).
     """
     results_dir = Path(results_dir)
     table = load_results(results_dir)
     runs, failed = usable_runs(table), failed_runs(table)
-    fits = scaling_fits(runs)
-    write_fits(fits, results_dir)
-    write_growth(runs, results_dir)
+    growth = write_growth(runs, results_dir)
     if runs.empty:
         return []
     out_dir = results_dir / PLOTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with matplotlib.rc_context(STYLE):
-        for stem, _title, build in figure_plan(runs, failed, fits, read_references(results_dir)):
+        for stem, _title, build in figure_plan(runs, failed, growth, read_references(results_dir)):
             fig = build()
             if fig is None:
                 continue

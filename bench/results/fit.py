@@ -1,10 +1,8 @@
-"""Statistics of a results table: which rows count, derived metrics, seed summaries and power-law fits.
+"""Statistics of a results table: which rows count, derived metrics, seed summaries, Student's t.
 
-The question the benchmark answers is "how does cost grow with the number of training
-languages L?". We answer it with a power law, cost ≈ a · L^k, fitted per strategy by least
-squares on log(cost) against log(L) over every usable run (all seeds, not their medians, so
-seed-to-seed spread widens the interval instead of disappearing). k = 1 means linear growth,
-k = 0 means flat; the standard error and 95% interval say how far the data pin k down.
+The question the benchmark answers is "how does cost grow with the number of training languages L?";
+bench.results.growth answers it with what one more language costs (cost = intercept + slope · L), on the
+rows and metrics this module selects and derives.
 
 Measured runs (status "ok") and predicted runs (status "predicted", memory only) are kept
 apart everywhere through a `source` column: a prediction and a measurement of the same
@@ -14,7 +12,6 @@ strategy are two different curves, never pooled into one fit.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,10 +21,6 @@ from bench.results.schema import metrics_where
 MEASURED, PREDICTED = "measured", "predicted"
 
 FITTED_METRICS = tuple(m.column for m in metrics_where(fitted=True))  # the catalogue's cost metrics
-FIT_COLUMNS = [
-    "strategy", "source", "metric", "k", "k_stderr", "k_ci_low", "k_ci_high",
-    "prefactor", "n_points", "n_languages_distinct",
-]  # fmt: skip
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (standard table values);
 # beyond 30 the Cornish-Fisher expansion below is accurate to better than 1e-4.
@@ -52,54 +45,6 @@ def t_quantile_975(dof: int) -> float:
         + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
     )
-
-
-@dataclass(frozen=True)
-class PowerLawFit:
-    """cost ≈ prefactor · L^k, with the uncertainty of k; fields are NaN where the data cannot say."""
-
-    k: float
-    k_stderr: float
-    k_ci_low: float
-    k_ci_high: float
-    prefactor: float
-    n_points: int
-    n_languages_distinct: int
-
-    def label(self) -> str:
-        """Short legend text, e.g. 'k=1.50±0.02'; empty when k is undetermined."""
-        if not math.isfinite(self.k):
-            return ""
-        if math.isfinite(self.k_stderr):
-            return f"k={self.k:.2f}±{self.k_stderr:.2f}"
-        return f"k={self.k:.2f}"
-
-
-def fit_power_law(n_languages, cost) -> PowerLawFit:
-    """Fit cost = a·L^k by ordinary least squares in log-log space.
-
-    Points with a missing, non-finite or non-positive L or cost are dropped (log is undefined).
-    With fewer than 2 distinct L nothing can be fitted and k is NaN; with exactly 2 points
-    k is exact but its standard error is NaN (no residual degrees of freedom).
-    """
-    x = pd.to_numeric(pd.Series(n_languages), errors="coerce").astype(float).to_numpy()
-    y = pd.to_numeric(pd.Series(cost), errors="coerce").astype(float).to_numpy()
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    x, y = np.log(x[keep]), np.log(y[keep])
-    n, distinct = int(x.size), int(np.unique(x).size)
-    if distinct < 2:
-        return PowerLawFit(math.nan, math.nan, math.nan, math.nan, math.nan, n, distinct)
-    x_mean, y_mean = x.mean(), y.mean()
-    sxx = float(((x - x_mean) ** 2).sum())
-    k = float(((x - x_mean) * (y - y_mean)).sum() / sxx)
-    intercept = y_mean - k * x_mean
-    dof = n - 2
-    stderr, half = math.nan, math.nan
-    if dof > 0:
-        residuals = y - (intercept + k * x)
-        stderr = math.sqrt(float((residuals**2).sum()) / dof / sxx)
-        half = t_quantile_975(dof) * stderr
-    return PowerLawFit(k, stderr, k - half, k + half, math.exp(intercept), n, distinct)
 
 
 def add_derived_metrics(df: pd.DataFrame) -> pd.DataFrame:
@@ -155,32 +100,6 @@ def seed_summary(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     summary["q25"] = grouped.quantile(0.25)
     summary["q75"] = grouped.quantile(0.75)
     return summary.reset_index()
-
-
-def scaling_fits(df: pd.DataFrame, metrics=FITTED_METRICS) -> pd.DataFrame:
-    """One power-law fit per (strategy, source, metric) over the usable runs of a results table.
-
-    `df` is a results table (as from `load_results`); failed runs are ignored, measured and
-    predicted runs are fitted separately. Metrics absent or entirely null are skipped.
-    Columns: FIT_COLUMNS.
-    """
-    runs = usable_runs(df) if "source" not in df else df
-    rows = []
-    for metric in present_metrics(runs, metrics):
-        for (strategy, source), group in runs.groupby(["strategy", "source"], sort=True):
-            if group[metric].notna().any():
-                fit = fit_power_law(group["n_languages"], group[metric])
-                rows.append({"strategy": strategy, "source": source, "metric": metric, **asdict(fit)})
-    return pd.DataFrame(rows, columns=FIT_COLUMNS)
-
-
-def fit_lookup(fits: pd.DataFrame) -> dict[tuple[str, str, str], PowerLawFit]:
-    """Index a `scaling_fits` table by (strategy, source, metric) for legend labels."""
-    fields = FIT_COLUMNS[3:]
-    return {
-        (r.strategy, r.source, r.metric): PowerLawFit(**{f: getattr(r, f) for f in fields})
-        for r in fits.itertuples(index=False)
-    }
 
 
 def _numeric(df: pd.DataFrame, column: str) -> pd.Series:

@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench.results.bootstrap import run_metric
-from bench.results.claims import ArmRuns, Claims, load_arms
+from bench.results.arms import ArmRuns
+from bench.results.claims import Claims, load_arms
 
 FIGURE_STEM = "alpha_frontier"
 AXES = ("map_multi", "map_mono")  # x, y

@@ -13,7 +13,7 @@ line (a deterministic count, such as parameter bytes: exact).
 Calls, each with its stated criterion (CRITERIA, quoted in the reports):
 - "flat": the slope's interval holds 0: these runs show no growth, whatever the sign of the estimate;
 - "curved": the per-seed quadratic coefficient (cost = a + b·L + c·L²) has a 95% t-interval that excludes 0:
-  the line's slope is then an average over the measured L, and the power-law exponent k is given beside it;
+  the line's slope is then an average over the measured L (the curvature and a power law's k are in the table);
 - "affine": otherwise, with the slope's interval excluding 0.
 
 Time per step follows the work a step does more than the language count, so step time is also fitted
@@ -41,7 +41,7 @@ CRITERIA = (
     "Each seed's runs are fitted on their own (least squares); the slope is the mean of the per-seed slopes "
     "and its 95% interval Student's t over them (mean ± t·sd/√n, n seeds; coverage checked by simulation). "
     "'flat': the interval holds 0. 'curved': the per-seed quadratic coefficient's 95% t-interval excludes 0 "
-    "(the slope is then an average over the measured L; the power-law exponent k is given). "
+    "(the slope is then an average over the measured L, and the curvature is in the fit table). "
     "One seed: no interval and no call."
 )
 GROWTH_COLUMNS = [
@@ -224,8 +224,9 @@ def growth_fits(runs: pd.DataFrame, metrics=FITTED_METRICS) -> pd.DataFrame:
 
 
 def masked_logit_work(runs: pd.DataFrame) -> pd.Series:
-    """Vocabulary rows × expected masked tokens per step (mask_prob × real tokens): the masked-LM output layer's
-    work, which grows with the vocabulary and not with padding. NaN for rows without a masking probability."""
+    """Vocabulary rows × masked tokens per step: the masked-LM output layer's work, which grows with the vocabulary
+    and not with padding. Masked tokens as the row counted them, else expected (mask_prob × real tokens, rows written
+    before the count existed). NaN for rows without masking."""
     def mask_prob(params) -> float:
         try:
             return float(json.loads(params).get("mask_prob", math.nan))
@@ -235,7 +236,9 @@ def masked_logit_work(runs: pd.DataFrame) -> pd.Series:
     probability = runs.get("strategy_params", pd.Series(index=runs.index, dtype=object)).map(mask_prob)
     rows = pd.to_numeric(runs.get("embedding_rows", runs.get("vocab_size")), errors="coerce")
     real_tokens = runs["tokens_per_step"] * (1 - pd.to_numeric(runs.get("padding_fraction"), errors="coerce"))
-    return rows * probability * real_tokens
+    expected = probability * real_tokens
+    counted = pd.to_numeric(runs.get("masked_tokens_per_step", pd.Series(index=runs.index, dtype=float)), errors="coerce")
+    return rows * counted.where(counted.notna() & probability.notna(), expected)
 
 
 DRIVERS = {  # what a step's time is fitted against: (label, column builder)

@@ -2,9 +2,9 @@
 
 `write_report` (what `python -m bench.report` calls) writes RESULTS_DIR/report.md: configuration and
 environment summaries, one table per `reported` metric of the catalogue (rows: strategy, columns:
-number of languages L, cells: median over seeds with its min–max range), the fitted power-law
-exponents, the unsuccessful runs, and the figures embedded by relative links (drawn first if any is
-missing, or with `replot`).
+number of languages L, cells: median over seeds with its min–max range), what each added language
+costs (bench.results.growth), the unsuccessful runs, and the figures embedded by relative links (drawn
+first if any is missing, or with `replot`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import pandas as pd
 from bench.core.metric_names import EVAL_ROLES, eval_column
 from bench.evaluation.references import read_references
 from bench.results.compare import paired_differences, paper_pattern
-from bench.results.fit import PREDICTED, failed_runs, present_metrics, scaling_fits, seed_summary, usable_runs
+from bench.results.fit import PREDICTED, failed_runs, present_metrics, seed_summary, usable_runs
 from bench.results.figures import (
-    PLOTS_DIR, by_strategy, display_unit, figure_plan, plot_results, strategy_styles, write_fits, write_growth,
+    PLOTS_DIR, by_strategy, figure_plan, plot_results, strategy_styles, write_growth,
 )  # fmt: skip
-from bench.results.devices import DEVICE_GIB, device_fit, fit_text, predicted_rows
-from bench.results.growth import CRITERIA, ONE_SEED, growth_fits, step_cost_fits
+from bench.results.devices import VERDICT_NOTE, device_fit, device_rows, predicted_rows
+from bench.results.prediction_check import prediction_pairs
+from bench.results.growth import CRITERIA, growth_fits, step_cost_fits
+from bench.results.numbers import display_unit, fmt, slope_text
 from bench.results.store import load_results, read_sweeps
 from bench.results.schema import METRIC, METRICS, metrics_where
 from bench.errors import DataError
@@ -56,22 +58,6 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def fmt(value: float) -> str:
-    """About three significant digits, never scientific notation for the magnitudes we report."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 100:
-        return f"{value:.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    if size >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}" if size >= 0.01 or size == 0 else f"{value:.2g}"
 
 
 def _plain(value) -> str:
@@ -174,49 +160,8 @@ def metrics_section(runs: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
-def fits_section(fits: pd.DataFrame, order: list[str]) -> str:
-    """Exponents as a metric x strategy grid of 'k ± stderr [95% CI]'; the full table is scaling_fit.parquet."""
-    intro = (
-        "## Fitted scaling exponents\n\n"
-        "cost ≈ a · L^k, least squares on log(cost) vs log(L) over every run (all seeds). k = 1: linear growth "
-        "in L; k = 0: flat; negative: falls with L. Cells: k ± standard error [95% interval]; '–' means not "
-        "determined (fewer than two language counts, or no points to spare for an error). Prefactors a and "
-        "point counts are in `scaling_fit.parquet`."
-    )
-    if fits.empty:
-        return intro + "\n\nNo metric could be fitted."
-    pairs = sorted(set(zip(fits["strategy"], fits["source"])), key=lambda pair: (order.index(pair[0]), pair[1]))
-    cells = {(r.metric, r.strategy, r.source): _fit_cell(r) for r in fits.itertuples(index=False)}
-    rows = [[f"`{m}`"] + [cells.get((m, *pair), "") for pair in pairs] for m in dict.fromkeys(fits["metric"])]
-    header = ["metric"] + [s + (" (predicted)" if src == PREDICTED else "") for s, src in pairs]
-    note = f"Points per fit: {distinct(fits, 'n_points')}. Distinct L: {distinct(fits, 'n_languages_distinct')}."
-    return "\n\n".join([intro, markdown_table(header, rows), note])
-
-
 GROWTH_SHOWN = ("step_time_p50_s", "train_s", "peak_tensor_bytes", "peak_rss_bytes")  # the first screen's columns
 MEMORY_PARTS = ("peak_param_bytes", "peak_grad_bytes", "peak_optimizer_bytes", "peak_activation_bytes")
-
-
-def signed(value: float) -> str:
-    """fmt() with an explicit sign, for differences and slopes."""
-    return ("+" if value > 0 else "") + fmt(value)
-
-
-def slope_text(slope: float, low: float, high: float, shape: str, kind: str) -> str:
-    """A per-language slope in readable units with its interval: '+1.77 MiB [+0.677, +2.87]', 'flat [-2.63, +2.43] ms',
-    '+1.9 MiB (one seed: no interval)', or 'none (the same at every L)' where no seed's runs changed with L at all
-    (e.g. parameters under a fixed vocabulary). The call and its criterion: bench.results.growth."""
-    if not math.isfinite(slope):
-        return "–"
-    if slope == low == high == 0:
-        return "none (the same at every L)"
-    bounded = math.isfinite(low) and math.isfinite(high)
-    divisor, unit = display_unit(kind, max(abs(slope), abs(low), abs(high)) if bounded else abs(slope))
-    interval = f" [{signed(low / divisor)}, {signed(high / divisor)}]" if bounded else ""
-    if shape == "flat":
-        return f"flat{interval} {unit}".rstrip()
-    text = f"{signed(slope / divisor)} {unit}{interval}".rstrip()
-    return text + (" (curved)" if shape == "curved" else "" if bounded else f" ({ONE_SEED})")
 
 
 def growth_table(growth: pd.DataFrame, order: list[str], metrics=GROWTH_SHOWN) -> str:
@@ -287,17 +232,13 @@ def growth_block(results_dir: Path) -> str:
 
 
 def device_table(runs: pd.DataFrame) -> str:
-    """Per model and strategy: predicted GiB at the smallest and largest L, and up to which L each GPU size fits."""
+    """Per model and strategy: predicted GiB at the ends of L and each card's verdict (bench.results.devices)."""
     fits = device_fit(runs)
     if fits.empty:
         return ""
     order = list(strategy_styles(fits["strategy"].unique()))
     fits = fits.assign(rank=fits["strategy"].map(order.index)).sort_values(["model", "batch_size", "mixed_precision", "rank"])
-    rows = [[r.model, r.batch_size, r.strategy, f"{r.device_type}, {'fp32' if r.mixed_precision == 'no' else r.mixed_precision}",
-             f"{r.total_gib_min:.2f} (L={r.n_languages_min})", f"{r.total_gib_max:.2f} (L={r.n_languages_max})",
-             *(fit_text(getattr(r, f"fits_{gib}gib"), r.n_languages_max) for gib in DEVICE_GIB)]
-            for r in fits.itertuples(index=False)]  # fmt: skip
-    return markdown_table(["model", "batch", "strategy", "target", "GiB at fewest L", "GiB at most L", *(f"fits {gib} GiB" for gib in DEVICE_GIB)], rows)
+    return markdown_table(*device_rows(fits))
 
 
 def device_section(runs: pd.DataFrame) -> str:
@@ -306,8 +247,8 @@ def device_section(runs: pd.DataFrame) -> str:
         return ""
     intro = ("## Which GPU fits, up to which L (predicted)\n\n"
              "Predicted rows (`mode=predict`, nothing allocated): the tracked step's tensor peak plus the margin a tensor "
-             "tracker cannot see (on CUDA: context 512 MiB, workspaces, 10% fragmentation). 'to L=n': the largest predicted "
-             "language count whose total fits, every smaller one fitting too. On CPU in fp32 a prediction equals a measured "
+             "tracker cannot see (on CUDA: context 512 MiB, workspaces, 10% fragmentation). " + VERDICT_NOTE +
+             " On CPU in fp32 a prediction equals a measured "
              "run's tensor peak to the byte (tested); on CUDA the kernels are emulated (expected error ±5%, not yet measured on a GPU).")
     return intro + "\n\n" + table
 
@@ -319,6 +260,40 @@ def devices_block(results_dir: Path) -> str:
     head = (f"From `{results_dir.as_posix()}` ({len(predicted_rows(runs))} predicted rows; "
             f"`python -m bench.report {results_dir.as_posix()} --readme FILE` writes this block).")
     return head + "\n\n" + (device_table(runs) or "No predicted rows.")
+
+
+def prediction_check_section(runs: pd.DataFrame, results_dir: Path) -> str:
+    text = prediction_check_text(runs, Path(results_dir))
+    return f"## Predicted against measured, configuration by configuration\n\n{text}" if text else ""
+
+
+def prediction_check_block(results_dir: Path) -> str:
+    """A document's block `prediction-check:<results dir name>`: predicted against measured, configuration by configuration
+    (bench.results.prediction_check), with the largest errors first in the head line."""
+    results_dir = Path(results_dir)
+    return prediction_check_text(usable_runs(load_results(results_dir)), results_dir) or (
+        f"No configuration of `{results_dir.as_posix()}` was both measured and predicted.")
+
+
+def prediction_check_text(runs: pd.DataFrame, results_dir: Path) -> str:
+    """The predicted-against-measured table and its summary line; empty when no configuration has both rows."""
+    pairs = prediction_pairs(runs)
+    if pairs.empty:
+        return ""
+    mib = lambda n: fmt(n / 2**20)  # noqa: E731
+    rows = [[r.model, r.strategy, r.n_languages, f"{r.model_params / 1e6:.1f} M", f"{r.vocab_size:,.0f}",
+             mib(r.measured_tensor_bytes), mib(r.predicted_tensor_bytes), f"{r.tensor_error:+.2%}",
+             mib(r.measured_rss_bytes), mib(r.predicted_total_bytes), f"{r.rss_error:+.1%}"]
+            for r in pairs.itertuples(index=False)]  # fmt: skip
+    head = (f"From `{results_dir.as_posix()}` ({len(pairs)} configurations, each trained and predicted; "
+            f"{distinct(pairs, 'mixed_precision')} precision, batch {distinct(pairs, 'batch_size')}, max length "
+            f"{distinct(pairs, 'max_length')}). Tensor peak: predicted / measured − 1 from "
+            f"{pairs['tensor_error'].min():+.2%} to {pairs['tensor_error'].max():+.2%}; the total (tensor peak + the "
+            f"host process before the model) against peak RSS from {pairs['rss_error'].min():+.1%} to "
+            f"{pairs['rss_error'].max():+.1%}. `python -m bench.report {results_dir.as_posix()} --readme FILE` writes this block.")
+    header = ["model", "strategy", "L", "parameters", "vocabulary", "tensor peak measured (MiB)", "predicted (MiB)",
+              "error", "peak RSS measured (MiB)", "predicted total (MiB)", "error"]
+    return head + "\n\n" + markdown_table(header, rows)
 
 
 PROGRESS_METRICS = [(eval_column(role, m), f"{name} {label}") for role, name in (("heldout", "held-out"), ("zeroshot", "zero-shot"))
@@ -421,16 +396,9 @@ def document_blocks(results_dir: Path) -> dict[str, str]:
     """Every block a document can hold for RESULTS_DIR, by name: its growth table and one table per metric."""
     name = Path(results_dir).name
     return {f"growth:{name}": lambda: growth_block(results_dir), f"devices:{name}": lambda: devices_block(results_dir),
+            f"prediction-check:{name}": lambda: prediction_check_block(results_dir),
             f"progress:{name}": lambda: progress_block(results_dir), f"time:{name}": lambda: time_block(results_dir)} | {
         f"table:{name}:{m.column}": (lambda column=m.column: metric_block(results_dir, column)) for m in METRICS}
-
-
-def _fit_cell(fit) -> str:
-    if not math.isfinite(fit.k):
-        return "–"
-    if not math.isfinite(fit.k_stderr):
-        return f"{fit.k:.3f}"
-    return f"{fit.k:.3f} ± {fit.k_stderr:.3f} [{fit.k_ci_low:.2f}, {fit.k_ci_high:.2f}]"
 
 
 def failed_section(failed: pd.DataFrame) -> str:
@@ -490,7 +458,7 @@ def build_report(table: pd.DataFrame, results_dir: Path, figures: list[tuple[str
     if len(runs):
         order = list(strategy_styles(runs["strategy"].dropna().unique()))
         sections += [metrics_section(runs), references_section(read_references(results_dir)), comparison_section(runs),
-                     growth_section(runs, order), device_section(runs), fits_section(scaling_fits(runs), order)]  # fmt: skip
+                     growth_section(runs, order), device_section(runs), prediction_check_section(runs, results_dir)]
         sections = [s for s in sections if s]
     sections += [time_section(table, read_sweeps(results_dir)), failed_section(failed), plots_section(figures)]
     sections = [s for s in sections if s]
@@ -502,10 +470,8 @@ def write_report(results_dir: Path, replot: bool = False) -> Path:
     results_dir = Path(results_dir)
     table = load_results(results_dir)
     runs, failed = usable_runs(table), failed_runs(table)
-    fits = scaling_fits(runs)
-    write_fits(fits, results_dir)  # the fit files the report cites, even when no figure is redrawn
-    write_growth(runs, results_dir)
-    plan = figure_plan(runs, failed, fits) if len(runs) else []
+    growth = write_growth(runs, results_dir)  # the fit files the report cites, even when no figure is redrawn
+    plan = figure_plan(runs, failed, growth) if len(runs) else []
     if replot or any(not (results_dir / PLOTS_DIR / f"{stem}.png").is_file() for stem, _, _ in plan):
         drawn = {p.stem for p in plot_results(results_dir)}
         plan = [entry for entry in plan if entry[0] in drawn]

@@ -120,6 +120,8 @@ class RunRecord:
     tokens_per_s: float | None = None  # including padding
     real_tokens_per_s: float | None = None  # padding excluded
     padding_fraction: float | None = None
+    masked_tokens_per_step: float | None = None  # masked LM: positions the loss predicts, mean over measured steps
+    length_cap_step_fraction: float | None = None  # measured steps whose widest text reached train.max_length
 
     # memory
     peak_tensor_bytes: int | None = None
@@ -138,6 +140,19 @@ class RunRecord:
     rank_peak_rss_bytes: list[float] = field(default_factory=list)
     predicted: bool = False
     predicted_margin_bytes: int | None = None  # mode=predict: what a tensor tracker cannot see (CUDA context, workspaces...)
+    predicted_error: float | None = None  # mode=predict: expected relative error of the tensor peak (0.05: ±5%)
+    # mode=predict: the probed batch (the plan's step that needs the most memory)
+    probed_batch_shapes: str | None = None  # its token-id tensors, e.g. "query_ids 100x57, passage_ids 100x128"
+    probed_real_tokens: int | None = None  # text, padding excluded
+    probed_padded_tokens: int | None = None  # positions computed, padding included
+    probed_masked_tokens: int | None = None  # masked LM: positions the loss predicts; None for contrastive batches
+    # mode=predict: the worst case beside it, the same step on texts at max_length (without padding, and with one
+    # text per side a token short: the larger), masked LM at its Hoeffding bound (bench.stages.worst_case_batches)
+    worst_batch_shapes: str | None = None
+    worst_real_tokens: int | None = None  # all of worst_batch_shapes' positions, or all but the padded ones
+    worst_masked_tokens: int | None = None
+    worst_peak_tensor_bytes: int | None = None
+    worst_margin_bytes: int | None = None  # the same allowances as predicted_margin_bytes, on the worst case's peak
 
     # work and energy
     probed_step_flops: float | None = None  # FLOPs counted on the probed step only (FlopCounterMode)
@@ -261,7 +276,7 @@ class Metric:
     kind: str  # seconds | bytes | rate | score: how values are scaled for display
     direction: str  # "lower" or "higher": which way is better
     unit: str = ""  # shown as given for rates and scores ("samples/s"); seconds and bytes get s/ms, MiB/GiB
-    fitted: bool = False  # fitted against the number of languages: power law (scaling_fit) and per-language slope (growth_fit)
+    fitted: bool = False  # fitted against the number of languages: cost per added language (growth_fit)
     gate: str | None = None  # bench.check: "tensor" (±tolerance), "rss" (+tolerance), "info" (reported only)
     figure: str | None = None  # the figure it is drawn in (bench.results.figures)
     reported: bool = False  # a table of its own in report.md
@@ -296,6 +311,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("optimizer_s_per_step", "optimizer", "seconds", "lower", fitted=True, figure="step_breakdown"),
     Metric("tokens_per_step", "Tokens per step (padding included)", "rate", "lower", "tokens", fitted=True, reported=True),
     Metric("padding_fraction", "Padding fraction of the tokens", "score", "lower", reported=True),
+    Metric("masked_tokens_per_step", "Masked tokens per step", "rate", "lower", "tokens", fitted=True),
+    Metric("length_cap_step_fraction", "Steps at the length cap", "score", "lower", reported=True),
     Metric("samples_per_s", "Throughput", "rate", "higher", "samples/s", fitted=True, figure="throughput", reported=True),
     Metric("tokens_per_s", "Throughput incl. padding", "rate", "higher", "tokens/s", fitted=True, figure="throughput",
            reported=True),  # fmt: skip

@@ -17,7 +17,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.results.claims import Claims, select_runs
+from bench.results.arms import select_runs
+from bench.results.claims import Claims
 
 LOWER_IS_BETTER = ("rank_distance",)
 COLUMNS = ["arm", "metric", "target", "n_runs", "k_reached", "median_pairs", "median_train_s", "n_quiet", "reached_pairs"]

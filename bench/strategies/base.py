@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.core.pairs import ParallelIndex
+from bench.core.pairs import PairBatch, ParallelIndex
 from bench.data.collate import Batch, SpecialIds, TokenizedPairs, collate_contrastive
 from bench.errors import ConfigError
 from bench.strategies.sampling import BatchSampler
@@ -72,6 +72,12 @@ class Strategy:
     def evaluation_pooling(self, model_pooling: str) -> str:
         """How sentence embeddings are pooled when the trained encoder is evaluated."""
         return model_pooling
+
+    def worst_case_batch(self, batch: PairBatch, tokenized: TokenizedPairs, special: SpecialIds,
+                         mask_delta: float) -> Batch:  # fmt: skip
+        """`batch` collated as this strategy's steps would be, at the most memory it could need: by default its
+        ordinary collation (nothing random in it); masked LM takes its masking's high-probability bound."""
+        return self.collate(tokenized, special, seed=0)(0, batch)
 
     def memory_drivers(self, batch: Batch) -> tuple[int, ...]:
         """What makes one batch of this strategy need more memory than another (larger is more).

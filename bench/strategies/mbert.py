@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from bench.core.pairs import PairBatch, PairRef, ParallelIndex
-from bench.data.collate import IGNORE_INDEX, Batch, SpecialIds, TokenizedPairs, collate_masked_lm
+from bench.data.collate import (
+    IGNORE_INDEX, Batch, SpecialIds, TokenizedPairs, collate_masked_lm, collate_masked_lm_at_bound,
+)  # fmt: skip
 from bench.errors import ConfigError
 from bench.models.encoder import POOLINGS
 from bench.strategies.base import Collate, PretrainedParts, Strategy, step_seed
@@ -114,6 +116,11 @@ class MaskedLM(Strategy):
 
     def evaluation_pooling(self, model_pooling: str) -> str:
         return self.eval_pooling
+
+    def worst_case_batch(self, batch: PairBatch, tokenized: TokenizedPairs, special: SpecialIds,
+                         mask_delta: float) -> Batch:  # fmt: skip
+        # Each eligible token is masked with probability mask_prob: all of them is possible but absurd.
+        return collate_masked_lm_at_bound(batch, tokenized, special, self.mask_prob, mask_delta)
 
     def memory_drivers(self, batch: Batch) -> tuple[int, ...]:
         # The vocabulary projection runs at masked positions only: its logits are (masked tokens x vocabulary).

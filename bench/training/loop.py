@@ -101,6 +101,7 @@ def train(
     count_step_flops: bool = True,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     after_step: Callable[[int], None] | None = None,
+    length_cap: int | None = None,
 ) -> TrainingOutcome:
     """Run every planned step; return raw timing samples, work counts, losses and the probe.
 
@@ -124,7 +125,8 @@ def train(
                 scheduler.step()
         losses.append(loss)  # kept on device: .item() here would sync the device every step
         if measured:
-            work.add(batch.n_samples, batch.padded_tokens, batch.real_tokens)
+            at_cap = length_cap is not None and batch.width >= length_cap
+            work.add(batch.n_samples, batch.padded_tokens, batch.real_tokens, batch.masked_tokens or 0, at_cap)
         if after_step is not None:
             after_step(step)
     curve = torch.stack(losses).float().cpu().tolist() if losses else []

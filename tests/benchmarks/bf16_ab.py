@@ -1,17 +1,19 @@
 """bf16 against fp32 on this CPU, interleaved in one process: training steps, evaluation encoding, and what
 bf16 evaluation does to mAP.
 
-    python tests/benchmarks/bf16_ab.py --rounds 12 --steps 3 --out results/benchmarks/bf16_ab.json
+    python tests/benchmarks/bf16_ab.py --rounds 10 --steps 2 --texts 384 --out results/benchmarks/bf16_ab.json \
+        --parity-out results/benchmarks/bf16_eval_parity.json
 
 Training: two copies of the same model (same initial weights) train on the same batches, one step
 under accelerate's bf16 autocast and one in fp32, alternating round by round in a shuffled order so
 drift of the machine spreads over both; the ratio fp32 / bf16 of each round's seconds per step is the
 speed-up (its median and interquartile range are printed). Encoding: the same texts encoded with
-eval.precision fp32 and bf16, alternating the same way. Evaluation parity (--eval-parity): one fixed
+eval.precision fp32 and bf16, alternating the same way. Evaluation parity (--parity-out FILE): one fixed
 encoder (the pretrained model as it is) evaluated on the held-out set in both precisions; |delta mAP| on
-mono / cross / multi. Training parity (bf16 against fp32 trained runs) is a sweep of its own
-(conf/experiment/bf16-parity.yaml). The output records commit, tree state, CPU, its bf16 support,
-calibration and the exact command.
+mono / cross / multi, written to its own file, so each file's recorded command names it. Training parity
+(bf16 against fp32 trained runs) is a sweep of its own (conf/experiment/bf16-parity.yaml). Each output
+has a provenance sidecar (`<file>.provenance.json`: commit, tree state, CPU and its flags, calibration
+measured before the timings, the exact command).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from accelerate import Accelerator  # noqa: E402
 from bench.config import plan_runs  # noqa: E402
 from bench.evaluation.retrieval import evaluate  # noqa: E402
 from bench.evaluation.sets import heldout_set  # noqa: E402
-from bench.measure.evidence import evidence_header  # noqa: E402
+from bench.measure.evidence import command_line, evidence_header, write_evidence  # noqa: E402
 from bench.measure.timing import StepTimer  # noqa: E402
 from bench.stages import build_objective, build_optimizer, evaluation_encoder, make_collate, plan_batches, prepare_data  # noqa: E402
 from bench.training.loop import train_step  # noqa: E402
@@ -136,30 +138,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--steps", type=int, default=3, help="training steps per arm per round")
     parser.add_argument("--texts", type=int, default=512, help="texts encoded per arm per round")
-    parser.add_argument("--eval-parity", action="store_true", help="also evaluate one fixed encoder in both precisions")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="write the timings as JSON here (and its provenance sidecar)")
+    parser.add_argument("--parity-out", type=Path,
+                        help="also evaluate one fixed encoder in both precisions; write that here (and its sidecar)")
     args = parser.parse_args()
     (planned,) = plan_runs("config", [*DEFAULTS, f"train.steps={args.steps}", *args.overrides], sweep=False)
     cfg = planned.config
     torch.set_num_threads(cfg.train.threads)
-    header = evidence_header("python " + " ".join(sys.argv), cfg.train.threads)
+    header = evidence_header(command_line(), cfg.train.threads)  # calibrated before anything is timed
     print(json.dumps(header, indent=1), flush=True)
     prepared = prepare_data(cfg)
-    result = {**header, "settings": {"model": cfg.model.name, "languages": len(cfg.languages), "batch_size": cfg.train.batch_size,
-                                     "max_length": cfg.train.max_length, "threads": cfg.train.threads,
-                                     "frozen_embeddings": cfg.model.freeze_embeddings, "trimmed": cfg.model.trim_vocabulary}}  # fmt: skip
-    result["training"] = training_ab(cfg, prepared, args.rounds, args.steps)
-    print("training:", json.dumps(result["training"]), flush=True)
+    settings = {"model": cfg.model.name, "languages": len(cfg.languages), "batch_size": cfg.train.batch_size,
+                "max_length": cfg.train.max_length, "threads": cfg.train.threads,
+                "frozen_embeddings": cfg.model.freeze_embeddings, "trimmed": cfg.model.trim_vocabulary}  # fmt: skip
+    timings = {"settings": settings, "training": training_ab(cfg, prepared, args.rounds, args.steps)}
+    print("training:", json.dumps(timings["training"]), flush=True)
     eval_cfg = plan_runs("config", [*DEFAULTS, "eval=default", "eval.max_length=64", *args.overrides], sweep=False)[0].config
-    result["encoding"], encoders = encoding_ab(eval_cfg, args.rounds, args.texts)
-    print("encoding:", json.dumps(result["encoding"]), flush=True)
-    if args.eval_parity:
-        result["eval_parity"] = eval_parity(eval_cfg, encoders)
-        print("eval parity:", json.dumps(result["eval_parity"]), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+    timings["encoding"], encoders = encoding_ab(eval_cfg, args.rounds, args.texts)
+    print("encoding:", json.dumps(timings["encoding"]), flush=True)
+    write_json(args.out, timings, header)
+    if args.parity_out:
+        parity = {"settings": settings, "eval_parity": eval_parity(eval_cfg, encoders)}
+        print("eval parity:", json.dumps(parity["eval_parity"]), flush=True)
+        write_json(args.parity_out, parity, header)
+
+
+def write_json(path: Path | None, payload: dict, header: dict) -> None:
+    if path is not None:
+        write_evidence(path, json.dumps(payload, indent=1) + "\n", header)
+        print(f"wrote {path} and its provenance")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ repeat times `bench.evaluation.retrieval.evaluate` end to end, and the encode / 
 separately once. The load average is printed: the machine may be shared, and a busy
 neighbour inflates every figure.
 
-    python tests/benchmarks/eval_speed.py --repeats 3
+    python tests/benchmarks/eval_speed.py --repeats 3 --out results/benchmarks/eval_speed.txt
     python tests/benchmarks/eval_speed.py --lexical   # the lexical baseline on XQuAD-R and MLQA-R
+
+`--out` writes the printed lines and their provenance sidecar (`<file>.provenance.json`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 
 from bench.evaluation.encode import TextEncoder  # noqa: E402
 from bench.evaluation.lexical import LexicalEncoder  # noqa: E402
+from bench.measure.evidence import Transcript, command_line, evidence_header, write_evidence  # noqa: E402
 from bench.measure.memory import peak_rss_bytes, reset_peak_rss  # noqa: E402
 from bench.evaluation.retrieval import encode_set, evaluate, load_eval_set, rank_set  # noqa: E402
 from bench.data.tokenizer import cached_wordpiece  # noqa: E402
@@ -51,41 +54,41 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def time_default(repeats: int, batch_size: int, query_chunk: int) -> None:
+def time_default(repeats: int, batch_size: int, query_chunk: int, say: Transcript) -> None:
     eval_set = load_eval_set("xquad-r")
     encoder = default_encoder(eval_set.dataset)
-    print(f"XQuAD-R: {eval_set.dataset.n_questions()} questions x {eval_set.dataset.n_candidates()} candidates, "
-          f"{len(eval_set.dataset.languages)} languages; threads={torch.get_num_threads()}")
+    say(f"XQuAD-R: {eval_set.dataset.n_questions()} questions x {eval_set.dataset.n_candidates()} candidates, "
+        f"{len(eval_set.dataset.languages)} languages; threads={torch.get_num_threads()}")
     rss_reset = reset_peak_rss()
     samples = []
     for repeat in range(repeats):
         start = time.perf_counter()
         result = evaluate(encoder, [eval_set], batch_size=batch_size, query_chunk=query_chunk)
         samples.append(time.perf_counter() - start)
-        print(f"  repeat {repeat}: {samples[-1]:.2f} s  (load average {load()})")
+        say(f"  repeat {repeat}: {samples[-1]:.2f} s  (load average {load()})")
     start = time.perf_counter()
     encoded = encode_set(encoder, eval_set.dataset, batch_size)
     encode_s = time.perf_counter() - start
     rank_set(encoded, query_chunk)
     rank_s = time.perf_counter() - start - encode_s
     rss = peak_rss_bytes(include_children=False)
-    print(f"evaluate: min {min(samples):.2f} s, median {statistics.median(samples):.2f} s (target <= {TARGET_S:.0f} s)")
-    print(f"  split of one more pass: encode {encode_s:.2f} s, rank all settings {rank_s:.2f} s")
-    print(f"peak RSS {'since setup' if rss_reset else 'of the process'}: {rss / 2**30:.2f} GiB (target <= 4 GiB)")
-    print(summary_line(result.summaries["xquad-r"]))
+    say(f"evaluate: min {min(samples):.2f} s, median {statistics.median(samples):.2f} s (target <= {TARGET_S:.0f} s)")
+    say(f"  split of one more pass: encode {encode_s:.2f} s, rank all settings {rank_s:.2f} s")
+    say(f"peak RSS {'since setup' if rss_reset else 'of the process'}: {rss / 2**30:.2f} GiB (target <= 4 GiB)")
+    say(summary_line(result.summaries["xquad-r"]))
     if min(samples) > TARGET_S or rss > TARGET_RSS_BYTES:
-        print("TARGET MISSED" + (f" (load average {load()}: the machine is busy)" if os.getloadavg()[0] > 1.5 else ""))
+        say("TARGET MISSED" + (f" (load average {load()}: the machine is busy)" if os.getloadavg()[0] > 1.5 else ""))
 
 
 def summary_line(summary: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in summary.items() if v is not None)
 
 
-def lexical_numbers(batch_size: int, query_chunk: int) -> None:
+def lexical_numbers(batch_size: int, query_chunk: int, say: Transcript) -> None:
     for name in ("xquad-r", "mlqa-r"):
         start = time.perf_counter()
         result = evaluate(LexicalEncoder(), [load_eval_set(name)], batch_size=batch_size, query_chunk=query_chunk)
-        print(f"lexical {name} ({time.perf_counter() - start:.1f} s): {summary_line(result.summaries[name])}")
+        say(f"lexical {name} ({time.perf_counter() - start:.1f} s): {summary_line(result.summaries[name])}")
 
 
 def main() -> None:
@@ -95,12 +98,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--query-chunk", type=int, default=1024)
     parser.add_argument("--lexical", action="store_true", help="report the lexical baseline instead of timing")
+    parser.add_argument("--out", type=Path, help="write the results here (and their provenance sidecar)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    header = evidence_header(command_line(), args.threads)  # calibrated before anything is timed
+    say = Transcript()
     if args.lexical:
-        lexical_numbers(args.batch_size, args.query_chunk)
+        lexical_numbers(args.batch_size, args.query_chunk, say)
     else:
-        time_default(args.repeats, args.batch_size, args.query_chunk)
+        time_default(args.repeats, args.batch_size, args.query_chunk, say)
+    if args.out:
+        write_evidence(args.out, say.text, header)
 
 
 if __name__ == "__main__":

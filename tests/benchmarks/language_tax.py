@@ -18,13 +18,15 @@ multilingual-e5-small's own SentencePiece (`model=me5-small`, i.e. `tokenizer=pr
     Needs a quiet machine: run it alone.
 
     python tests/benchmarks/language_tax.py [--batches 200] [--reps 20 8] [--out results/language-tax]
+
+Every table and the report get a provenance sidecar (`<file>.provenance.json`): the machine's calibration
+before the timing (and after it), the settings and tokenizers, commit, CPU and the exact command.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import random
 import sys
 import time
@@ -38,25 +40,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 from bench.config import plan_runs  # noqa: E402
 from bench.core.pairs import PairRef  # noqa: E402
 from bench.data.tokenizer import unknown_rates  # noqa: E402
-from bench.measure.evidence import evidence_header  # noqa: E402
+from bench.measure.evidence import command_line, evidence_header  # noqa: E402
 from bench.results.language_tax import (  # noqa: E402
     KINDS, count_tokens, paired_ratio, padding_row, plot_language_tax, render_markdown, time_rows, time_table_markdown,
     token_tax_rows,
 )  # fmt: skip
 from bench.measure.calibration import calibrate  # noqa: E402
+from bench.measure.sidecar import write_provenance  # noqa: E402
 from bench.stages import build_objective, build_optimizer, make_collate, plan_batches, prepare_data  # noqa: E402
 from bench.strategies import strategy_names  # noqa: E402
 
 LANGUAGES = "languages=11"
+# mE5-small with train=default, not its preset's train=finetune: the same max length and batch as the tiny rows,
+# so the tokenizer (and, timed, the model) is the only difference.
 TOKENIZERS = {  # label: overrides that select the tokenizer
     "WordPiece shared-all": (),
-    "mE5-small": ("model=me5-small", "model.trim_vocabulary=false"),
+    "mE5-small": ("model=me5-small", "train=default", "model.trim_vocabulary=false"),
 }
 TIMED = {  # label: overrides of the model whose training step is timed per language (its own tokenizer)
     "tiny (WordPiece shared-all)": (),
     # Frozen, trimmed embeddings: the language acts on the encoder; a dense gradient and AdamW state over all
     # 250k vocabulary rows cost the same in every language and drowned it (en 6.8 s [4.0, 7.0] a step, 5 rounds).
-    "mE5-small, frozen embeddings": ("model=me5-small", "model.freeze_embeddings=true", "model.trim_vocabulary=true"),
+    "mE5-small, frozen embeddings": ("model=me5-small", "train=default", "model.freeze_embeddings=true",
+                                     "model.trim_vocabulary=true"),
 }
 
 
@@ -168,8 +174,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/language-tax"))
     args = parser.parse_args()
     threads = compose(LANGUAGES).train.threads
-    before = calibrate(threads)  # the timings below are seconds on this machine: its calibration beside them
-    header = evidence_header("python " + " ".join(sys.argv), threads=threads, calibrate_now=False)
+    header = evidence_header(command_line(), threads)  # the timings below are this machine's seconds: its calibration
     timed = [row for (label, overrides), reps in zip(TIMED.items(), args.reps) if reps
              for row in time_per_language(label, overrides, reps)]  # fmt: skip
     after = calibrate(threads)
@@ -208,17 +213,17 @@ def main() -> None:
         "Unknown tokens: the shared-all WordPiece is trained on this split's own text, so its rate is 0 by "
         "construction; mE5's is its real coverage of this text.",
         f"Command: `{header['command']}`; commit {header['git_commit']} (dirty: {header['git_dirty']}); "
-        f"{header['cpu_model']}, calibration {before['matmul_gflops']} GFLOP/s before the timing and "
+        f"{header['cpu_model']}, calibration {header['calibration']['matmul_gflops']} GFLOP/s before the timing and "
         f"{after['matmul_gflops']} after ({threads} threads).",
     ]
     text = render_markdown("The language tax: what the languages themselves cost", notes, tokens, padding,
                            timing_section(timed, threads), "language_tax.png")  # fmt: skip
     (args.out / "language_tax.md").write_text(text)
-    provenance = {**header, "calibration": before, "calibration_after": after, "settings": settings,
-                  "batches_per_strategy": args.batches, "timed_rounds": dict(zip(TIMED, args.reps)), "tokenizers": tokenizers,
-                  "files": ["language_tax.csv", "padding_by_strategy.csv", "language_tax.md", "language_tax.png",
-                            "language_tax.svg"] + ["time_by_language.csv"] * bool(timed)}  # fmt: skip
-    (args.out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    tables = ["language_tax.csv", "padding_by_strategy.csv"] + ["time_by_language.csv"] * bool(timed)
+    for name in [*tables, "language_tax.md"]:  # the figures are drawings of these tables
+        write_provenance(args.out / name, header, calibration_after=after, settings=settings,
+                         batches_per_strategy=args.batches, timed_rounds=dict(zip(TIMED, args.reps)),
+                         tokenizers=tokenizers)  # fmt: skip
     print(text)
 
 

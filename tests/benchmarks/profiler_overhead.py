@@ -9,7 +9,10 @@ of a busy machine, the timer's own cost per step is also measured directly on em
 The memory tracker is compared the same way, though the harness tracks only one step per
 run, outside the timed window.
 
-    python tests/benchmarks/profiler_overhead.py --blocks 100 --steps-per-block 1
+    python tests/benchmarks/profiler_overhead.py --blocks 100 --steps-per-block 1 \
+        --out results/benchmarks/profiler_overhead.txt
+
+`--out` writes the printed lines and their provenance sidecar (`<file>.provenance.json`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from transformers import BertConfig, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout, installed or not
 
+from bench.measure.evidence import Transcript, command_line, evidence_header, write_evidence
 from bench.measure.memory import TensorMemoryTracker
 from bench.measure.timing import PHASES, StepTimer
 
@@ -113,13 +117,13 @@ def timer_cost_per_step(repeats: int = 20_000) -> float:
     return (timed - (time.perf_counter() - start)) / repeats
 
 
-def report(label: str, times: dict[str, list[float]], base: str, other: str) -> None:
+def report(label: str, times: dict[str, list[float]], base: str, other: str) -> str:
     """Ratio of medians, and the median of paired ratios (neighbouring steps, robust to drift)."""
     base_median, other_median = statistics.median(times[base]), statistics.median(times[other])
     paired = statistics.median(b / a for a, b in zip(times[base], times[other]))
-    print(f"{label}: median step {base} {base_median * 1e3:.2f} ms, {other} {other_median * 1e3:.2f} ms; "
-          f"ratio of medians {other_median / base_median:.4f}, median paired ratio {paired:.4f} "
-          f"(n={len(times[base])} each)")  # fmt: skip
+    return (f"{label}: median step {base} {base_median * 1e3:.2f} ms, {other} {other_median * 1e3:.2f} ms; "
+            f"ratio of medians {other_median / base_median:.4f}, median paired ratio {paired:.4f} "
+            f"(n={len(times[base])} each)")  # fmt: skip
 
 
 def main() -> None:
@@ -134,26 +138,31 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the results here (and their provenance sidecar)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    header = evidence_header(command_line(), args.threads)  # calibrated before anything is timed
 
     trainer = Trainer(args)
     timer = StepTimer("cpu")
     for _ in range(args.warmup_steps):
         trainer.plain_step()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}x{args.length}, "
-          f"hidden {args.hidden}, {args.layers} layers, vocab {args.vocab_size}")  # fmt: skip
+    say = Transcript()
+    say(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}x{args.length}, "
+        f"hidden {args.hidden}, {args.layers} layers, vocab {args.vocab_size}")  # fmt: skip
 
     timing = interleave({"plain": trainer.plain_step, "timed": lambda: trainer.timed_step(timer)},
                         args.blocks, args.steps_per_block)  # fmt: skip
-    report("StepTimer", timing, "plain", "timed")
+    say(report("StepTimer", timing, "plain", "timed"))
     cost = timer_cost_per_step()
-    print(f"StepTimer direct cost: {cost * 1e6:.2f} us per step with {len(PHASES)} phases "
-          f"= {cost / statistics.median(timing['plain']) * 100:.3f}% of the median plain step")  # fmt: skip
+    say(f"StepTimer direct cost: {cost * 1e6:.2f} us per step with {len(PHASES)} phases "
+        f"= {cost / statistics.median(timing['plain']) * 100:.3f}% of the median plain step")  # fmt: skip
 
     tracking = interleave({"plain": trainer.plain_step, "tracked": trainer.tracked_step},
                           max(2, args.blocks // 2), args.steps_per_block)  # fmt: skip
-    report("TensorMemoryTracker", tracking, "plain", "tracked")
+    say(report("TensorMemoryTracker", tracking, "plain", "tracked"))
+    if args.out:
+        write_evidence(args.out, say.text, header)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
+import math
+
 import torch
 
 from bench.core.pairs import PairRef
-from bench.data.collate import IGNORE_INDEX, SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, mask_tokens
+from bench.data.collate import (
+    IGNORE_INDEX, SpecialIds, TokenizedPairs, collate_contrastive, collate_masked_lm, collate_masked_lm_at_bound,
+    full_length_pairs, mask_tokens, masked_tokens_bound,
+)  # fmt: skip
 from bench.data.tokenizer import RunTokenizer, train_wordpiece
 
 TEXTS = ["the cat sat on the mat", "a dog ran far away", "der Hund lief weit weg", "die Katze sass auf der Matte"]
@@ -86,3 +91,46 @@ def test_special_ids_follow_a_trimmed_vocabulary_renumbering():
     pairs = TokenizedPairs.build(trimmed, {(0, "en"): TEXTS[0]}, {(0, "en"): TEXTS[0]}, 16)
     batch = collate_masked_lm([PairRef(0, "en", "en")], pairs, ids, 0.5, torch.Generator().manual_seed(0))
     assert int(batch.inputs["input_ids"].max()) < ids.vocab_size
+
+
+# --- the worst case a run's settings allow --------------------------------------------------------------------------
+
+
+def test_the_masked_token_bound_is_hoeffdings():
+    # A batch of 100 pairs at max_length 128: 200 sequences x 126 eligible tokens (all but [CLS] and [SEP]).
+    n = 200 * 126
+    assert masked_tokens_bound(n, 0.15, 1e-9) == math.ceil(3780 + math.sqrt(n * math.log(1e9) / 2)) == 4291
+    assert masked_tokens_bound(n, 0.15, 1e-3) < 4291 < masked_tokens_bound(n, 0.15, 1e-12)  # smaller delta: higher
+    assert masked_tokens_bound(3, 0.5, 1e-9) == 3 and masked_tokens_bound(0, 0.15, 1e-9) == 0  # never more than n
+
+
+def test_bernoulli_masking_exceeds_the_bound_less_often_than_delta():
+    n, p, delta = 2000, 0.15, 1e-2
+    draws = (torch.rand((2000, n), generator=torch.Generator().manual_seed(0)) < p).sum(dim=1)  # 2,000 batches' counts
+    assert (draws > masked_tokens_bound(n, p, delta)).float().mean() <= delta
+
+
+def test_full_length_pairs_fill_the_cap_with_the_tokenizers_template_with_or_without_padding():
+    tokenizer, _, ids = _setup()
+    refs, pairs = full_length_pairs(tokenizer, ids, batch_size=3, max_length=16)
+    batch = collate_contrastive(refs, pairs, ids)
+    assert batch.inputs["query_ids"].shape == batch.inputs["passage_ids"].shape == (3, 16)
+    assert batch.real_tokens == batch.padded_tokens == 2 * 3 * 16 and batch.masked_tokens is None
+    row = batch.inputs["query_ids"][0].tolist()
+    assert row[0] == tokenizer.token_id("[CLS]") and row[-1] == tokenizer.token_id("[SEP]")
+    assert not set(row[1:-1]) & ids.special  # an ordinary token in between
+    padded = collate_contrastive(*full_length_pairs(tokenizer, ids, batch_size=3, max_length=16, padded=True), ids)
+    assert padded.inputs["query_ids"].shape == (3, 16) and padded.real_tokens == padded.padded_tokens - 2
+    assert padded.inputs["query_mask"][:2].all() and padded.inputs["passage_mask"][-1].tolist() == [1] * 15 + [0]
+
+
+def test_masked_lm_at_the_bound_masks_exactly_the_bound_and_only_eligible_tokens():
+    tokenizer, _, ids = _setup()
+    refs, pairs = full_length_pairs(tokenizer, ids, batch_size=3, max_length=16)
+    batch = collate_masked_lm_at_bound(refs, pairs, ids, 0.15, 1e-9)
+    labels, input_ids = batch.inputs["labels"], batch.inputs["input_ids"]
+    assert input_ids.shape == (6, 16) and batch.real_tokens == batch.padded_tokens == 96
+    expected = masked_tokens_bound(6 * 14, 0.15, 1e-9)  # 14 eligible tokens per sequence: 16 less [CLS] and [SEP]
+    assert batch.masked_tokens == int((labels != IGNORE_INDEX).sum()) == expected < 6 * 14
+    assert (labels[:, 0] == IGNORE_INDEX).all() and (labels[:, -1] == IGNORE_INDEX).all()  # special tokens never
+    assert (input_ids[labels != IGNORE_INDEX] == ids.mask).all()

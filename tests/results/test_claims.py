@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from bench.errors import BenchError, ConfigError
-from bench.results.claims import (
-    ArmRuns, evaluate, evaluate_claims, holm, load_arms, load_claims, parse_claims, select_runs, verdict_markdown,
-)  # fmt: skip
+from bench.results.arms import ArmRuns, select_runs
+from bench.results.claims import evaluate, evaluate_claims, holm, load_arms, load_claims, parse_claims
+from bench.results.verdict_table import verdict_markdown
 from bench.verdict import main as verdict_main
 from tests.results.test_bootstrap import synthetic_run
 

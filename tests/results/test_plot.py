@@ -1,4 +1,5 @@
-"""Tests for bench.plot: figures are written for full, failed-run, single-seed, single-L and predicted sets.
+"""Tests for bench.plot: figures are written for full, failed-run, single-seed, single-L and predicted sets, and the
+cost figures speak the answer's language (linear axes, the fitted line, the cost per added language).
 
 `write_synthetic_results` is also used by test_report.py and test_notebook.py (imported from
 this module, since the tests directory has no shared conftest for it yet).
@@ -17,7 +18,10 @@ import pytest
 
 from bench import PROJECT_ROOT
 from bench.plot import main
-from bench.results.figures import FIT_FILE, PLOTS_DIR, display_unit, plot_results, strategy_styles
+from bench.results.figures import COST_FIGURES, PLOTS_DIR, display_unit, figure_plan, plot_results, strategy_styles
+from bench.results.fit import failed_runs, usable_runs
+from bench.results.growth import GROWTH_FILE, growth_fits
+from bench.results.numbers import per_language_text
 from bench.results.store import RESULTS_FILE, write_table_atomic
 from bench.results.schema import RunRecord, records_to_table
 
@@ -41,9 +45,9 @@ def _train_record(strategy: str, n_lang: int, seed: int, rng: np.random.Generato
         run_id=f"{strategy}-L{n_lang}-s{seed}", config_hash=f"h{n_lang}{seed}", strategy=strategy,
         n_languages=n_lang, seed=seed, steps=steps, batch_size=batch, budget="per_language", mode="train",
         model="bert-base-multilingual-cased", model_params=110_000_000, max_length=128,
-        wall_s=train_s + 20 + 3 * n_lang, train_s=train_s, samples_per_s=steps * batch / train_s,
-        tokens_per_s=steps * batch * 128 / train_s, peak_param_bytes=params, peak_grad_bytes=params,
-        peak_optimizer_bytes=2 * params, peak_activation_bytes=activations,
+        wall_s=train_s + 20 + 3 * n_lang, train_s=train_s, step_time_p50_s=train_s / steps,
+        samples_per_s=steps * batch / train_s, tokens_per_s=steps * batch * 128 / train_s, peak_param_bytes=params,
+        peak_grad_bytes=params, peak_optimizer_bytes=2 * params, peak_activation_bytes=activations,
         peak_tensor_bytes=4 * params + activations, peak_rss_bytes=int((4 * params + activations) * 1.1 + GIB),
         device_type="cpu", device_name="cpu", cpu_model="Synthetic CPU @ 2GHz", threads=2,
         torch_version="2.5.1", python_version="3.11.2", git_commit="abc1234", git_dirty=False,
@@ -112,7 +116,7 @@ def test_full_set_with_failed_run_draws_every_figure(tmp_path):
     paths = plot_results(write_synthetic_results(tmp_path))
     assert _stems(paths) == COST_STEMS | QUALITY_STEMS
     assert all(p.parent == tmp_path / PLOTS_DIR for p in paths)
-    fits = pd.read_parquet(tmp_path / FIT_FILE)
+    fits = pd.read_parquet(tmp_path / GROWTH_FILE)
     assert set(fits["strategy"]) == set(STRATEGIES)
     assert "crosslingual-L11-s2" not in fits.to_string()  # the failed run is not a curve point
 
@@ -125,20 +129,51 @@ def test_single_seed_and_one_dataset(tmp_path):
 def test_single_language_count_plots_without_fit(tmp_path):
     paths = plot_results(write_synthetic_results(tmp_path, languages=(4,), datasets=()))
     assert _stems(paths) == COST_STEMS
-    assert pd.read_parquet(tmp_path / FIT_FILE)["k"].isna().all()
+    assert pd.read_parquet(tmp_path / GROWTH_FILE)["slope"].isna().all()
 
 
 def test_predicted_mode_plots_memory_only(tmp_path):
     paths = plot_results(write_synthetic_results(tmp_path, measured=False, predicted=True, failed=False))
     assert _stems(paths) == {"peak_tensor_memory", "memory_breakdown"}
-    fits = pd.read_parquet(tmp_path / FIT_FILE)
-    assert set(fits["source"]) == {"predicted"} and fits["k"].notna().all()
+    fits = pd.read_parquet(tmp_path / GROWTH_FILE)
+    assert set(fits["source"]) == {"predicted"} and fits["slope"].notna().all()
 
 
 def test_only_failed_runs_writes_no_figures(tmp_path):
     write_table_atomic(records_to_table(synthetic_records(seeds=(), failed=True)), tmp_path / RESULTS_FILE)
     assert plot_results(tmp_path) == []
-    assert (tmp_path / FIT_FILE).is_file()
+    assert (tmp_path / GROWTH_FILE).is_file()
+
+
+def _cost_figures(**kwargs) -> tuple[pd.DataFrame, dict]:
+    """The growth fits of a synthetic table and its cost figures, built as plot_results builds them, by file stem."""
+    table = records_to_table(synthetic_records(**kwargs)).to_pandas()
+    runs, failed = usable_runs(table), failed_runs(table)
+    growth = growth_fits(runs)
+    costs = {spec.name for spec in COST_FIGURES}
+    return growth, {stem: build() for stem, _, build in figure_plan(runs, failed, growth) if stem in costs}
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 2), (0,)])
+def test_cost_figures_are_linear_with_the_fitted_line_and_the_cost_per_added_language(seeds):
+    """The answer's framing, cost = intercept + slope · L: no log-log axes, no power-law exponent, and each strategy's
+    legend entry the report's slope per added language with how its interval was made."""
+    growth, figures = _cost_figures(seeds=seeds, datasets=())
+    assert set(figures) == COST_STEMS - {"memory_breakdown"}
+    for stem, fig in figures.items():
+        footnote = " ".join(text.get_text() for text in fig.texts)
+        assert "k:" not in footnote and "L^k" not in footnote and "Dotted lines: cost = intercept + slope · L" in footnote
+        for ax in (ax for ax in fig.axes if ax.get_visible()):
+            assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "linear"), stem
+            labels = [text.get_text() for text in ax.get_legend().get_texts()]
+            assert labels and not any("k=" in label for label in labels), (stem, labels)
+            dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+            assert len(dotted) == len(STRATEGIES), stem  # one fitted line per strategy
+    memory = {fit.strategy: fit for fit in growth[growth["metric"] == "peak_tensor_bytes"].itertuples(index=False)}
+    labels = [text.get_text() for text in figures["peak_tensor_memory"].axes[0].get_legend().get_texts()]
+    assert labels == [f"{s}   {per_language_text(memory[s], 'bytes')}" for s in STRATEGIES]
+    interval = "one seed: no interval" if len(seeds) == 1 else f"t over {len(seeds)} seeds"
+    assert all(label.endswith(f"({interval})") for label in labels if "exact" not in label), labels
 
 
 def test_strategy_styles_are_stable_and_distinct():

@@ -29,6 +29,10 @@ def regenerate(name: str) -> str:
         from bench.results.markdown import document_blocks
 
         return document_blocks(Path("results") / experiment.split(":")[0])[name]()
+    if kind == "tiers":
+        from bench.results.tiers import tiers_block
+
+        return tiers_block(Path("results") / experiment)
     if kind == "answer":
         from bench.results.answer import answer_block
 
