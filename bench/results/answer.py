@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from bench.results.devices import CARDS, HEADLINE, card_cell, card_lines, device_fit, predicted_rows
 from bench.results.figures import L_LABEL, STYLE, display_unit, strategy_styles
 from bench.results.fit import MEASURED, usable_runs
-from bench.results.growth import CRITERIA, growth_fits
+from bench.results.growth import CRITERIA, growth_fits, step_cost_fits
 from bench.results.markdown import distinct, markdown_table, precision_label, seeds_per_point, slope_text
 from bench.results.store import load_results
 
@@ -175,6 +175,76 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.Da
     return markdown_table(header, rows)
 
 
+def model_table(predicted: pd.DataFrame) -> str:
+    """Per predicted model at its largest L: its table (fixed, or growing with L: a counterfactual), parameters, and
+    GiB (tensor peak + margin) of the contrastive strategies and of masked LM, the plan's maximum and the worst case."""
+    if predicted.empty:
+        return ""
+    rows = []
+    for model, group in predicted.groupby("model", sort=False):
+        top = group[group["n_languages"] == group["n_languages"].max()]
+        table = "fixed" if group["vocab_size"].nunique() == 1 else "grows with L (counterfactual)"
+        cells = []
+        for masked in (False, True):
+            part = top[(top["strategy"] == "mbert") == masked]
+            worst = part["worst_total_gib"] if "worst_total_gib" in part else pd.Series(dtype=float)
+            cells.append(_gib_range(part["total_gib"]) + " / " + (_gib_range(worst) if worst.notna().any() else "–"))
+        rows.append([model, f"{int(top['n_languages'].iloc[0])}", f"{int(top['vocab_size'].max()):,} rows, {table}",
+                     f"{top['model_params'].max() / 1e6:.0f} M", *cells])  # fmt: skip
+    header = ["model", "L", "embedding table", "parameters (encoder)", "contrastive strategies: GiB, plan / worst case",
+              "masked LM: GiB, plan / worst case"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def _share_range(low: float, high: float) -> str:
+    return f"{low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%}–{high:.0%}"
+
+
+def _gib_range(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    low, high = values.min(), values.max()
+    return f"{low:.1f}" if round(low, 1) == round(high, 1) else f"{low:.1f}–{high:.1f}"
+
+
+def workload_notes(measured: pd.DataFrame) -> list[str]:
+    """What the measured rows say about the work behind 'flat': the length cap's share of steps, padding, masked LM's
+    step against its driver. Every number from the rows (fixed vocabulary unless said)."""
+    fixed = measured[measured["tokenizer_policy"] == "shared-all"]
+    masked = fixed["strategy"] == "mbert"
+    notes = []
+    if "length_cap_step_fraction" in fixed and fixed["length_cap_step_fraction"].notna().any():
+        by_l = fixed[~masked].groupby("n_languages")["length_cap_step_fraction"].mean()
+        cap = int(fixed["max_length"].iloc[0]) if "max_length" in fixed else None
+        notes.append(f"Length cap: {_share_range(by_l.min(), by_l.max())} of the contrastive strategies' measured steps hold "
+                     f"a text cut at the {cap}-token cap (mean over runs at each L); at the cap a batch is as wide "
+                     "as it can get, so part of a flat memory curve is the cap holding the widest batch constant.")
+    if {"padding_fraction", "tokens_per_step"} <= set(fixed) and masked.any() and (~masked).any():
+        contrastive = fixed[~masked].groupby("strategy")["padding_fraction"].mean()
+        real = fixed["tokens_per_step"] * (1 - fixed["padding_fraction"])
+        per_real = (fixed["step_time_p50_s"] / real).groupby(fixed["strategy"]).median()
+        notes.append(f"Padding: masked LM pads questions and answers in one tensor, {fixed[masked]['padding_fraction'].mean():.0%} "
+                     f"of its tokens, against {_share_range(contrastive.min(), contrastive.max())} for the contrastive "
+                     f"strategies; per real token its step costs {per_real.get('mbert', float('nan')) * 1e6:.1f} µs against "
+                     f"{per_real.drop('mbert', errors='ignore').min() * 1e6:.1f}–{per_real.drop('mbert', errors='ignore').max() * 1e6:.1f} µs "
+                     "(median step time / real tokens per step). The table's figures are per step, padding included.")  # fmt: skip
+    steps = step_cost_fits(measured)
+    if steps.empty:
+        return notes
+    driver = steps[(steps["strategy"] == "mbert") & (steps["driver"] != "tokens per step")]
+    for fit in driver.itertuples(index=False):
+        growth = growth_fits(measured[(measured["strategy"] == "mbert") & (measured["tokenizer_policy"] == fit.tokenizer_policy)],
+                             ["masked_tokens_per_step"])  # fmt: skip
+        masked_growth = (f"; its masked tokens per step grow {slope_text(growth['slope'].iloc[0], growth['slope_ci_low'].iloc[0], growth['slope_ci_high'].iloc[0], growth['shape'].iloc[0], 'rate')} per added language"
+                         if len(growth) else "")  # fmt: skip
+        notes.append(f"Masked LM, {POLICY_NAMES.get(fit.tokenizer_policy, fit.tokenizer_policy)}: step time = "
+                     f"{fit.fixed_s * 1e3:.1f} ms + {fit.s_per_unit * 1e9:.3g} ns × ({fit.driver}) "
+                     f"[{fit.s_per_unit_ci_low * 1e9:.3g}, {fit.s_per_unit_ci_high * 1e9:.3g}] ns, {fit.interval}, "
+                     f"R² {fit.r2:.2f}{masked_growth}.")
+    return notes
+
+
 def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Path | None = None) -> str:
     """The README's block `answer`: where the numbers come from, and the table."""
     measured = measured_runs(measured_dir)
@@ -190,7 +260,13 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
         source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' "
                    f"{precision_label(quality_precision(quality))} runs, "
                    "mean over seeds; the paired tests are its verdict)")
-    return f"{source}. {CRITERIA}\n\n" + answer_table(measured, predicted, quality)
+    parts = [f"{source}. {CRITERIA}", answer_table(measured, predicted, quality)]
+    if not predicted.empty:
+        parts += ["Predicted at the largest L, per model (real tables, and the counterfactual of a table that grows "
+                  "with L; the worst case is every text at the length cap and, for masked LM, the most masked tokens "
+                  "the objective produces but once in 10⁹ steps):", model_table(predicted)]
+    parts += [f"- {note}" for note in workload_notes(measured)]
+    return "\n\n".join(parts)
 
 
 def write_answer_figure(measured_dir: Path, predicted_dir: Path | None, out: Path) -> list[Path]:

@@ -59,7 +59,7 @@ def minutes_seconds(seconds: float) -> str:
 def tier_row(summary: dict, provenance: dict | None) -> list:
     """A tier's table row; its commit and machine from the provenance sidecar ("unknown" without one)."""
     counts, provenance = summary["counts"], provenance or {}
-    commit = (provenance.get("git_commit") or "unknown")[:7] + ""
+    commit = (provenance.get("git_commit") or "unknown")[:7] + (" (dirty)" if provenance.get("git_dirty") else "")
     gflops = (provenance.get("calibration") or {}).get("matmul_gflops")
     machine = (provenance.get("cpu_model") or "unknown CPU") + (f", {gflops:.0f} GFLOP/s" if gflops else "")
     return [summary["tier"], f"`{provenance.get('command', '?')}`", counts["passed"], counts["failed"],

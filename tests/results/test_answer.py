@@ -81,3 +81,43 @@ def test_the_predicted_model_shown_is_the_one_with_the_largest_table_at_the_most
     assert predicted_model(rows) == ("xlmr-base", 100, "bf16")  # the real table, not the counterfactual last by name
     old = rows.drop(columns="vocab_size")  # rows without the column: the last name
     assert predicted_model(old) == ("xlmr-body-vocab-grows", 100, "bf16")
+
+
+def test_the_model_table_tells_a_real_table_from_a_counterfactual_and_gives_plan_and_worst_case():
+    from bench.results.answer import model_table
+
+    rows = []
+    for model, rows_at in (("xlmr-base", lambda n: 250_002), ("xlmr-body-vocab-grows", lambda n: 2_403 * n)):
+        for strategy, gib in (("hybrid", 12.0), ("monolingual", 12.5), ("mbert", 18.0)):
+            for n in (2, 104):
+                rows.append({"model": model, "batch_size": 100, "strategy": strategy, "device_type": "cuda",
+                             "mixed_precision": "bf16", "source": "predicted", "n_languages": n, "seed": 0,
+                             "vocab_size": rows_at(n), "model_params": 277_000_000, "peak_tensor_bytes": (gib - 1) * GiB,
+                             "predicted_margin_bytes": GiB, "worst_peak_tensor_bytes": (gib + 4) * GiB,
+                             "worst_margin_bytes": GiB})  # fmt: skip
+    table = model_table(predicted_rows(pd.DataFrame(rows)))
+    real, counterfactual = (line for line in table.splitlines()[2:])
+    assert "250,002 rows, fixed" in real and "| 12.0–12.5 / 17.0–17.5 | 18.0 / 23.0 |" in real
+    assert "249,912 rows, grows with L (counterfactual)" in counterfactual
+
+
+def test_the_workload_notes_come_from_the_rows():
+    from bench.results.answer import workload_notes
+
+    rows = []
+    for strategy, padding, cap in (("hybrid", 0.5, 0.4), ("monolingual", 0.48, 0.6), ("mbert", 0.7, 0.5)):
+        for seed in range(3):
+            for n in (2, 4, 8, 11):
+                tokens = 8000.0 + 10 * n
+                masked = 0.15 * tokens * (1 - padding) + 2 * n + seed if strategy == "mbert" else None
+                step = 0.1 + (3e-9 * 16_000 * masked if masked else 0.0)
+                rows.append({"strategy": strategy, "tokenizer_policy": "shared-all", "source": "measured", "seed": seed,
+                             "n_languages": n, "max_length": 128, "padding_fraction": padding, "tokens_per_step": tokens,
+                             "length_cap_step_fraction": cap, "masked_tokens_per_step": masked, "embedding_rows": 16_000,
+                             "strategy_params": '{"mask_prob": 0.15}' if strategy == "mbert" else "{}",
+                             "step_time_p50_s": step})  # fmt: skip
+    notes = workload_notes(pd.DataFrame(rows))
+    assert notes[0].startswith("Length cap: 50% of the contrastive strategies' measured steps")
+    assert "70% of its tokens, against 48%–50%" in notes[1]
+    assert "step time = 100.0 ms + 3 ns × (vocabulary rows × masked tokens per step)" in notes[2]
+    assert "its masked tokens per step grow +2.45"  # 0.15 · 10 · 0.3 + 2 in notes[2]
