@@ -144,10 +144,34 @@ def committed_results() -> list[Path]:
     return [PROJECT_ROOT / name for name in listing.split("\0") if name]
 
 
+# Measured before the rule and not yet re-run (each entry: why, and the command that re-runs it). Visible on purpose:
+# the next test fails once an entry has its provenance, so the list only shrinks.
+AWAITING_RERUN = {
+    "quality/": "the 20-step mE5-small pilot of alpha-frontier (48 runs, about 70 min): "
+                "rm -r results/quality && python -m bench.sweep +experiment=quality",
+    "me5-options/": "three single mE5-small runs by bench.run (no sweep calibration): re-run as a sweep with the "
+                    "commands in docs/design.md",
+    "baselines/memory-check.json": "the memory gate's baseline: re-recording it (python -m bench.check --update) "
+                                   "moves the gate itself, so it waits for a change that means to",
+}
+
+
+def awaiting(name: str) -> bool:
+    return any(name == entry or (entry.endswith("/") and name.startswith(entry)) for entry in AWAITING_RERUN)
+
+
 def test_every_committed_evidence_file_carries_its_provenance():
-    problems = evidence_problems(PROJECT_ROOT / "results", committed_results())
+    problems = {name: found for name, found in evidence_problems(PROJECT_ROOT / "results", committed_results()).items()
+                if not awaiting(name)}
     listed = "\n".join(f"  results/{name}: {'; '.join(found)}" for name, found in sorted(problems.items()))
     assert not problems, f"evidence without complete provenance (re-run its benchmark from a clean commit):\n{listed}"
+
+
+def test_every_file_awaiting_a_rerun_still_lacks_its_provenance():
+    """An entry of AWAITING_RERUN whose files all carry provenance now is stale: take it off the list."""
+    problems = evidence_problems(PROJECT_ROOT / "results", committed_results())
+    stale = [entry for entry in AWAITING_RERUN if not any(awaiting(name) and name.startswith(entry) for name in problems)]
+    assert not stale, f"these now carry their provenance; remove them from AWAITING_RERUN: {stale}"
 
 
 # ---------------------------------------------------------------- the rule itself, on planted trees
