@@ -175,6 +175,48 @@ def answer_table(measured: pd.DataFrame, predicted: pd.DataFrame, quality: pd.Da
     return markdown_table(header, rows)
 
 
+def _calls(growth: pd.DataFrame, policy: str, metric: str, kind: str) -> str:
+    """'flat for a, b; grows for c (+1.2 ms [+0.4, +2.0])' from the fits of one metric under one vocabulary policy."""
+    fits = growth[(growth["tokenizer_policy"] == policy) & (growth["metric"] == metric)]
+    order = list(strategy_styles(sorted(fits["strategy"])))
+    fits = fits.assign(rank=fits["strategy"].map(order.index)).sort_values("rank")
+    groups: dict[str, list[str]] = {}
+    for fit in fits.itertuples(index=False):
+        text = slope_text(fit.slope, fit.slope_ci_low, fit.slope_ci_high, fit.shape, kind)
+        if fit.shape == "flat" or text.startswith("none"):
+            groups.setdefault("no growth the 95% interval can resolve for", []).append(fit.strategy)
+        elif fit.shape == "":
+            groups.setdefault("no call (one seed) for", []).append(f"{fit.strategy} ({text})")
+        else:
+            verb = "falls for" if fit.slope < 0 else "grows for"
+            groups.setdefault(verb, []).append(f"{fit.strategy} {text}")
+    return "; ".join(f"{label} {', '.join(names)}" for label, names in groups.items()) or "–"
+
+
+def answer_summary(measured: pd.DataFrame) -> list[str]:
+    """The calls the measured fits support, per vocabulary policy, in words: which strategies' cost per added language
+    the intervals resolve and which they do not (the criterion: bench.results.growth)."""
+    state = measured.assign(state_bytes=measured["peak_param_bytes"] + measured["peak_optimizer_bytes"]) if {
+        "peak_param_bytes", "peak_optimizer_bytes"} <= set(measured) else measured  # fmt: skip
+    growth = growth_fits(state, ["step_time_p50_s", "peak_tensor_bytes", "state_bytes"])
+    lines = []
+    for policy in POLICY_LINES:
+        if not (growth["tokenizer_policy"] == policy).any():
+            continue
+        line = (f"{POLICY_NAMES[policy].capitalize()}: time per step per added language: "
+                f"{_calls(growth, policy, 'step_time_p50_s', 'seconds')}. Tensor memory per added language: "
+                f"{_calls(growth, policy, 'peak_tensor_bytes', 'bytes')}.")
+        vocabulary = growth[(growth["tokenizer_policy"] == policy) & (growth["metric"] == "state_bytes")]
+        if len(vocabulary) and (vocabulary["slope"] > 0).all():
+            texts: dict[str, list[str]] = {}
+            for f in vocabulary.itertuples():
+                texts.setdefault(slope_text(f.slope, f.slope_ci_low, f.slope_ci_high, f.shape, "bytes"), []).append(f.strategy)
+            parts = [f"{text} ({', '.join(names)})" for text, names in texts.items()]
+            line += f" Parameters and AdamW state per added language (the vocabulary itself): {'; '.join(parts)}."
+        lines.append(line)
+    return lines
+
+
 def model_table(predicted: pd.DataFrame) -> str:
     """Per predicted model at its largest L: its table (fixed, or growing with L: a counterfactual), parameters, and
     GiB (tensor peak + margin) of the contrastive strategies and of masked LM, the plan's maximum and the worst case."""
@@ -260,7 +302,8 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
         source += (f"; quality: `{Path(quality_dir).as_posix()}` ({distinct(quality, 'model')}, its arms' "
                    f"{precision_label(quality_precision(quality))} runs, "
                    "mean over seeds; the paired tests are its verdict)")
-    parts = [f"{source}. {CRITERIA}", answer_table(measured, predicted, quality)]
+    parts = [f"{source}. {CRITERIA}", *[f"- {line}" for line in answer_summary(measured)],
+             answer_table(measured, predicted, quality)]
     if not predicted.empty:
         parts += ["Predicted at the largest L, per model (real tables, and the counterfactual of a table that grows "
                   "with L; the worst case is every text at the length cap and, for masked LM, the most masked tokens "

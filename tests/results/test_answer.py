@@ -121,3 +121,17 @@ def test_the_workload_notes_come_from_the_rows():
     assert "70% of its tokens, against 48%–50%" in notes[1]
     assert "step time = 100.0 ms + 3 ns × (vocabulary rows × masked tokens per step)" in notes[2]
     assert "its masked tokens per step grow +2.45"  # 0.15 · 10 · 0.3 + 2 in notes[2]
+
+
+def test_the_summary_calls_what_the_intervals_resolve_and_nothing_else():
+    from bench.results.answer import answer_summary
+
+    growing = _measured()["tokenizer_policy"] == "selected-scaled"
+    measured = _measured().assign(peak_param_bytes=10 * MIB + growing * 2 * MIB * _measured()["n_languages"],
+                                  peak_optimizer_bytes=0)  # fmt: skip
+    fixed, growing = answer_summary(measured)
+    assert "AdamW" not in fixed  # a fixed vocabulary's parameters do not grow
+    assert fixed.startswith("Fixed vocabulary: time per step per added language: no growth the 95% interval can "
+                            "resolve for monolingual, hybrid, mbert.")  # fmt: skip
+    assert "grows for monolingual +4.00 ms" in growing and "Tensor memory per added language: grows for monolingual +6.00 MiB" in growing
+    assert "Parameters and AdamW state per added language (the vocabulary itself): +2.00 MiB" in growing
