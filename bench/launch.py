@@ -1,12 +1,12 @@
 """Launching runs: the one way a run starts, whoever starts it (the sweep, the memory check, `bench.run`
 for several devices).
 
-Each run is a fresh process doing what `python -m bench.run --config-file <results.dir>/configs/<run_id>.json`
-does, so no run inherits memory, caches or thread state from another. The child receives the config the
-parent validated and never composes its own. A CPU run on one rank is forked from a run server: a process
-that has imported bench.run and run nothing else, so the run starts in the state of a new interpreter
-that has just done its imports, without paying the ~4 s they take (when every run started a new
-interpreter, start-up was 18% of the default sweep). Runs on several ranks start through torchrun, and
+Each run is a fresh process doing what `python -m ENTRY --config-file <results.dir>/configs/<run_id>.json`
+does (ENTRY: `launcher.entry` in conf/launcher/, bench.run: launching imports no run module itself), so no run
+inherits memory, caches or thread state from another. The child receives the config the parent validated and
+never composes its own. A CPU run on one rank is forked from a run server: a process that has imported the
+entry module and run nothing else, so the run starts in the state of a new interpreter that has just done its
+imports, without paying for them again. Runs on several ranks start through torchrun, and
 runs that may touch CUDA start a new interpreter: CUDA does not survive a fork.
 Children die with their parent (Linux parent-death signal), and a results directory is locked while
 a sweep or run writes to it, so a killed and restarted sweep can never run a configuration twice at once.
@@ -50,6 +50,7 @@ PARENT_PID_ENV = "BENCH_PARENT_PID"  # set for launched children: they die with 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 ANSWER = "run-server: "  # the prefix of a run server's answers on its stdout
+LOST_WITH_SERVER = -1000  # the exit code of a forked run whose server died: no signal number, no exit status
 
 _live: set[subprocess.Popen] = set()  # children running now, for forwarding an interrupt
 _live_lock = threading.Lock()
@@ -59,9 +60,9 @@ _held_lock: list = []  # the results directory lock this process holds; children
 # ---------------------------------------------------------------- one child
 
 
-def child_command(config_file: Path, devices: int) -> list[str]:
-    """`python -m bench.run --config-file F`, or torchrun starting it on `devices` ranks."""
-    module = ["-m", "bench.run", "--config-file", str(config_file)]
+def child_command(config_file: Path, devices: int, entry: str) -> list[str]:
+    """`python -m ENTRY --config-file F` (ENTRY: launcher.entry, bench.run), or torchrun starting it on `devices` ranks."""
+    module = ["-m", entry, "--config-file", str(config_file)]
     if devices > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}", *module]
     return [sys.executable, *module]
@@ -103,11 +104,11 @@ def run_child(cfg: RunConfig, log_path: Path) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if can_fork(cfg):
         try:
-            child = _run_server().start(config_file, log_path)
+            child = _run_server(cfg.launcher.entry).start(config_file, log_path)
         except ServerGone as gone:  # it could not even start (e.g. its imports failed): the run leaves a failed row
-            return gone.returncode
+            return LOST_WITH_SERVER if gone.returncode < 0 else gone.returncode
     else:
-        child = _new_interpreter(config_file, log_path, cfg.train.devices)
+        child = _new_interpreter(config_file, log_path, cfg.train.devices, cfg.launcher.entry)
     with _live_lock:
         _live.add(child)
     try:
@@ -123,10 +124,10 @@ def can_fork(cfg: RunConfig) -> bool:
     return cfg.train.devices == 1 and not torch.cuda.is_available()
 
 
-def _new_interpreter(config_file: Path, log_path: Path, devices: int) -> subprocess.Popen:
-    """`python -m bench.run --config-file F` (or torchrun starting it on every rank) as a new process."""
+def _new_interpreter(config_file: Path, log_path: Path, devices: int, entry: str) -> subprocess.Popen:
+    """`python -m ENTRY --config-file F` (or torchrun starting it on every rank) as a new process."""
     with open(log_path, "w") as log:
-        return subprocess.Popen(child_command(config_file, devices), stdout=log, **_child_options())
+        return subprocess.Popen(child_command(config_file, devices, entry), stdout=log, **_child_options())
 
 
 def _child_options() -> dict:
@@ -140,14 +141,15 @@ def _child_options() -> dict:
 
 
 class RunServer:
-    """A process that imports bench.run once and then only forks: one request at a time on its stdin
-    (config file, log path), answered on its stdout (the run's pid, then its exit code). Each launching
+    """A process that imports the run entry module (launcher.entry) once and then only forks: one request at a time
+    on its stdin (config file, log path), answered on its stdout (the run's pid, then its exit code). Each launching
     thread has its own, so the parallel launcher's runs start at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, entry: str) -> None:
         options = {**_child_options(), "stderr": None}  # its own complaints go to the launcher's stderr, not into the answers
-        self.process = subprocess.Popen([sys.executable, "-c", "import bench.launch; bench.launch.serve_runs()"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **options)  # fmt: skip
+        serve = f"import bench.launch; bench.launch.serve_runs({entry!r})"
+        self.process = subprocess.Popen([sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, **options)  # fmt: skip
 
     def start(self, config_file: Path, log_path: Path) -> ForkedRun:
         self.process.stdin.write(json.dumps([str(config_file), str(log_path)]) + "\n")
@@ -193,8 +195,8 @@ class ForkedRun:
             if self.returncode is None:
                 try:
                     self.returncode = self.server._answer()
-                except ServerGone as gone:
-                    self.returncode = gone.returncode
+                except ServerGone:  # the server died, and its runs with it (parent-death signal)
+                    self.returncode = LOST_WITH_SERVER
             return self.returncode
         deadline = time.monotonic() + timeout
         while self._alive():  # the server reaps its runs at once, so an exited run is soon no process at all
@@ -220,14 +222,14 @@ class ForkedRun:
         self.send_signal(signal.SIGKILL)
 
 
-_servers: dict[int, RunServer] = {}  # launching thread -> its run server (closed when launch_all returns)
+_servers: dict[tuple[int, str], RunServer] = {}  # (launching thread, entry) -> its run server (closed by launch_all)
 
 
-def _run_server() -> RunServer:
-    thread = threading.get_ident()
-    if thread not in _servers or _servers[thread].process.poll() is not None:
-        _servers[thread] = RunServer()
-    return _servers[thread]
+def _run_server(entry: str) -> RunServer:
+    key = (threading.get_ident(), entry)
+    if key not in _servers or _servers[key].process.poll() is not None:
+        _servers[key] = RunServer(entry)
+    return _servers[key]
 
 
 def close_run_servers() -> None:
@@ -235,28 +237,28 @@ def close_run_servers() -> None:
         _servers.popitem()[1].close()
 
 
-def serve_runs() -> None:
+def serve_runs(entry: str) -> None:
     """The run server's loop (see RunServer). Single-threaded, so a fork copies no lock held by another thread."""
-    importlib.import_module("bench.run")  # the imports every run needs, once: the point of the server
+    module = importlib.import_module(entry)  # the imports every run needs, once: the point of the server
     imported = resident_file_pages()  # what a new interpreter holds after these imports, and a forked child lacks
     for line in sys.stdin:
         config_file, log_path = json.loads(line)
         pid = os.fork()
         if pid == 0:
             touch_pages(imported)  # so the run's RSS counts what a new `python -m bench.run` would count
-            os._exit(_forked_run(config_file, log_path))
+            os._exit(_forked_run(module, config_file, log_path))
         print(f"{ANSWER}{pid}", flush=True)
         _, status = os.waitpid(pid, 0)
         print(f"{ANSWER}{os.waitstatus_to_exitcode(status)}", flush=True)
 
 
-def _forked_run(config_file: str, log_path: str) -> int:
-    """In a child of the server: `python -m bench.run --config-file F`, with what _child_options sets up."""
+def _forked_run(module, config_file: str, log_path: str) -> int:
+    """In a child of the server: `python -m ENTRY --config-file F`, with what _child_options sets up."""
     try:
         os.setsid()
         os.environ[PARENT_PID_ENV] = str(os.getppid())  # the server, which dies with the launcher
         die_with_parent()
-        _name_process("bench.run")  # how ps and psutil's name() tell a run from its server
+        _name_process(module.__name__)  # how ps and psutil's name() tell a run from its server
         os.chdir(PROJECT_ROOT)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -265,8 +267,8 @@ def _forked_run(config_file: str, log_path: str) -> int:
         os.dup2(log, 2)
         os.close(log)
         os.close(null)
-        sys.argv = [sys.executable, "-m", "bench.run", "--config-file", config_file]
-        code = importlib.import_module("bench.run").main(sys.argv[3:])  # the server imported it; `python -m` would run main
+        sys.argv = [sys.executable, "-m", module.__name__, "--config-file", config_file]
+        code = module.main(sys.argv[3:])  # the server imported it; `python -m` would run main
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:  # noqa: BLE001 - the child must never return into the server's loop
@@ -302,8 +304,11 @@ def stop_children(timeout: float = 30.0) -> None:
 
 def record_lost_run(cfg: RunConfig, returncode: int, log_path: Path) -> str:
     """A child that exited without a row (e.g. killed by the OOM killer) still leaves one."""
-    record = describe(cfg, f"python -m bench.run --config-file {Path(cfg.results.dir) / CONFIGS_DIR / cfg.run_id}.json")
-    if returncode == -signal.SIGKILL:  # on Linux, almost always the kernel's out-of-memory killer
+    config_file = Path(cfg.results.dir) / CONFIGS_DIR / f"{cfg.run_id}.json"
+    record = describe(cfg, " ".join(["python", *child_command(config_file, 1, cfg.launcher.entry)[1:]]))
+    if returncode == LOST_WITH_SERVER:
+        status, reason = "failed", "killed with its run server (the server died or was killed; the run was not at fault)"
+    elif returncode == -signal.SIGKILL:  # on Linux, almost always the kernel's out-of-memory killer
         status, reason = "oom", "killed by SIGKILL (most likely the kernel's out-of-memory killer)"
     elif returncode < 0:
         status, reason = "failed", f"killed by signal {-returncode}"

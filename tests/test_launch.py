@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_the_run_server_forks_each_run_and_reports_its_exit_code(tmp_path):
     """The server answers with the run's pid, then its exit code; the run does what `python -m bench.run
     --config-file F` does (here: refuse a missing config with one line, exit 2). That a forked run is named
     bench.run is checked where one lives long enough to look: the SIGKILL test below finds it by that name."""
-    server = launch.RunServer()
+    server = launch.RunServer("bench.run")
     try:
         log = tmp_path / "run.out"
         run = server.start(tmp_path / "missing.json", log)
@@ -60,10 +61,38 @@ def test_a_run_server_that_dies_before_the_run_starts_leaves_a_failed_row(tmp_pa
         raise launch.ServerGone(1)  # e.g. its imports failed
 
     monkeypatch.setattr(launch, "can_fork", lambda cfg: True)
-    monkeypatch.setattr(launch, "_run_server", lambda: SimpleNamespace(start=start))
+    monkeypatch.setattr(launch, "_run_server", lambda entry: SimpleNamespace(start=start))
     cfg = compose(f"results.dir={tmp_path}")
     assert launch.launch_run(cfg) == "failed"
     assert read_run(tmp_path, cfg.run_id).error_message.startswith("exited with code 1 without a result")
+
+
+def test_a_run_lost_with_its_killed_server_says_so_instead_of_blaming_memory(tmp_path, monkeypatch):
+    """A server SIGKILLed mid-run takes its run with it (parent-death signal): the row says the run was not at
+    fault, not 'most likely the kernel's out-of-memory killer' as a SIGKILLed run alone does."""
+    from types import SimpleNamespace
+
+    from bench.results.store import read_run
+
+    def answer():
+        raise launch.ServerGone(-9)  # the server's own exit: killed
+
+    server = SimpleNamespace(_answer=answer)
+    monkeypatch.setattr(launch, "can_fork", lambda cfg: True)
+    monkeypatch.setattr(launch, "_run_server", lambda entry: SimpleNamespace(start=lambda c, l: launch.ForkedRun(server, 1)))
+    cfg = compose(f"results.dir={tmp_path}")
+    assert launch.launch_run(cfg) == "failed"
+    row = read_run(tmp_path, cfg.run_id)
+    assert row.error_message.startswith("killed with its run server") and "out-of-memory" not in row.error_message
+    assert row.command == f"python -m bench.run --config-file {tmp_path / 'configs' / cfg.run_id}.json"
+
+
+def test_the_run_entry_module_is_configured_not_imported_by_launch():
+    """launch names no run module: the entry comes from conf/launcher (a bad one is one line)."""
+    assert compose().launcher.entry == "bench.run"
+    assert launch.child_command(Path("c.json"), 1, "bench.run")[1:] == ["-m", "bench.run", "--config-file", "c.json"]
+    with pytest.raises(BenchError, match="launcher.entry must be a module name"):
+        compose("launcher.entry=not a module")
 
 
 def test_runs_on_a_gpu_machine_or_several_ranks_start_a_new_interpreter(monkeypatch):

@@ -13,7 +13,8 @@ import bench
 from bench import LAYERS, PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "bench"
-ENTRY_POINTS = ("sweep", "run", "evaluate", "check", "predict", "plot", "report")
+ENTRY_POINTS = ("sweep", "run", "evaluate", "check", "predict", "plot", "report", "answer", "verdict", "timecheck")
+DYNAMIC_CALLS = {"import_module", "__import__"}  # importlib.import_module("bench.x") is an import all the same
 # The registry imports the strategy modules it discovers by name: the one deliberate import in a function.
 DYNAMIC = {"bench.strategies.registry"}
 
@@ -23,9 +24,20 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def dynamic_target(node) -> str | None:
+    """The module a call `importlib.import_module("bench.x")` / `import_module(...)` / `__import__(...)` names
+    with a string literal; None for any other node (a name computed at run time cannot be read here)."""
+    if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+        return None
+    called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    name = node.args[0].value
+    return name if called in DYNAMIC_CALLS and isinstance(name, str) else None
+
+
 def bench_imports(path, modules: set[str]) -> list[tuple[str, int, bool]]:
     """(bench module, line, nested) of every import in a file: nested is inside a function (or any block),
-    relative imports are resolved, and `from bench.x import y` names bench.x and, where y is a module, bench.x.y."""
+    relative imports are resolved, and `from bench.x import y` names bench.x and, where y is a module, bench.x.y.
+    A dynamic import of a literal name (`importlib.import_module("bench.run")`) counts as a nested import."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
@@ -38,6 +50,9 @@ def bench_imports(path, modules: set[str]) -> list[tuple[str, int, bool]]:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             targets = [base] + [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules]
+        elif (target := dynamic_target(node)) is not None:
+            found += [(target, node.lineno, True)] if target == "bench" or target.startswith("bench.") else []
+            continue
         else:
             continue
         found += [(t, node.lineno, node.col_offset != 0) for t in targets if t == "bench" or t.startswith("bench.")]
@@ -48,10 +63,16 @@ def modules() -> dict[str, object]:
     return {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def dynamic_imports(path) -> set[str]:
+    """The bench modules a file imports by a literal name at run time (`importlib.import_module("bench.run")`)."""
+    return {t for node in ast.walk(ast.parse(path.read_text())) if (t := dynamic_target(node)) and t.startswith("bench")}
+
+
 def graph() -> dict[str, set[str]]:
+    """Module-level imports and dynamic imports of a literal name: a dependency whatever the syntax."""
     paths = modules()
     return {name: {t for t, _, nested in bench_imports(path, set(paths)) if not nested and t in paths and t != name}
-            for name, path in paths.items()}  # fmt: skip
+            | {t for t in dynamic_imports(path) if t in paths and t != name} for name, path in paths.items()}  # fmt: skip
 
 
 def test_no_import_cycle_in_bench():

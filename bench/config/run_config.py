@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, fields, replace
@@ -117,12 +118,15 @@ class PredictConfig:
 
 @dataclass(frozen=True)
 class LauncherConfig:
+    entry: str  # the module a launched run executes: `python -m ENTRY --config-file F` (conf/launcher/*.yaml)
     name: str  # local (one run at a time), parallel (`jobs` at a time), slurm (submitit)
     jobs: int
     slurm: dict[str, Any]  # submitit's executor parameters (launcher=slurm)
 
     def __post_init__(self) -> None:
         require_choice(self.name, "launcher.name", LAUNCHERS)
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", str(self.entry)):
+            raise ConfigError(f"launcher.entry must be a module name such as bench.run, got {self.entry!r}")
         require_positive_int(self.jobs, "launcher.jobs")
 
 
