@@ -218,23 +218,27 @@ def answer_summary(measured: pd.DataFrame) -> list[str]:
 
 
 def model_table(predicted: pd.DataFrame) -> str:
-    """Per predicted model at its largest L: its table (fixed, or growing with L: a counterfactual), parameters, and
-    GiB (tensor peak + margin) of the contrastive strategies and of masked LM, the plan's maximum and the worst case."""
+    """Per predicted model: its table (fixed, or growing with L: a counterfactual), parameters, and GiB (tensor peak +
+    margin) of the contrastive strategies and of masked LM from the fewest to the most languages, the plan's maximum
+    with the worst case at the most languages."""
     if predicted.empty:
         return ""
     rows = []
-    for model, group in predicted.groupby("model", sort=False):
-        top = group[group["n_languages"] == group["n_languages"].max()]
+    for model, group in sorted(predicted.groupby("model"), key=lambda item: (item[0].split("-")[0], item[0])):
+        low, high = group["n_languages"].min(), group["n_languages"].max()
         table = "fixed" if group["vocab_size"].nunique() == 1 else "grows with L (counterfactual)"
         cells = []
         for masked in (False, True):
-            part = top[(top["strategy"] == "mbert") == masked]
-            worst = part["worst_total_gib"] if "worst_total_gib" in part else pd.Series(dtype=float)
-            cells.append(_gib_range(part["total_gib"]) + " / " + (_gib_range(worst) if worst.notna().any() else "–"))
-        rows.append([model, f"{int(top['n_languages'].iloc[0])}", f"{int(top['vocab_size'].max()):,} rows, {table}",
-                     f"{top['model_params'].max() / 1e6:.0f} M", *cells])  # fmt: skip
-    header = ["model", "L", "embedding table", "parameters (encoder)", "contrastive strategies: GiB, plan / worst case",
-              "masked LM: GiB, plan / worst case"]  # fmt: skip
+            part = group[(group["strategy"] == "mbert") == masked]
+            at = lambda n, column: part.loc[part["n_languages"] == n, column] if column in part else pd.Series(dtype=float)  # noqa: E731
+            cells.append(f"{_gib_range(at(low, 'total_gib'))} → {_gib_range(at(high, 'total_gib'))} "
+                         f"(worst {_gib_range(at(high, 'worst_total_gib'))})")
+        table_rows = group.loc[group["n_languages"] == high, "vocab_size"].max()
+        rows.append([model, f"{int(table_rows):,} rows at L={high}, {table}",
+                     f"{group.loc[group['n_languages'] == high, 'model_params'].max() / 1e6:.0f} M", *cells])  # fmt: skip
+    low, high = predicted["n_languages"].min(), predicted["n_languages"].max()
+    header = ["model", "embedding table", "parameters (encoder)", f"contrastive strategies: GiB, L={low} → L={high}",
+              f"masked LM: GiB, L={low} → L={high}"]  # fmt: skip
     return markdown_table(header, rows)
 
 
@@ -305,9 +309,10 @@ def answer_block(measured_dir: Path, predicted_dir: Path | None, quality_dir: Pa
     parts = [f"{source}. {CRITERIA}", *[f"- {line}" for line in answer_summary(measured)],
              answer_table(measured, predicted, quality)]
     if not predicted.empty:
-        parts += ["Predicted at the largest L, per model (real tables, and the counterfactual of a table that grows "
-                  "with L; the worst case is every text at the length cap and, for masked LM, the most masked tokens "
-                  "the objective produces but once in 10⁹ steps):", model_table(predicted)]
+        parts += ["Predicted per model, from the fewest to the most languages (the plan's maximum; in brackets the worst "
+                  "case at the most languages: every text at the length cap and, for masked LM, the most masked tokens "
+                  "the objective produces but once in 10⁹ steps). A real table is fixed; the counterfactual's grows "
+                  "with L and meets the real one at the most languages:", model_table(predicted)]
     parts += [f"- {note}" for note in workload_notes(measured)]
     return "\n\n".join(parts)
 

@@ -97,8 +97,8 @@ def test_the_model_table_tells_a_real_table_from_a_counterfactual_and_gives_plan
                              "worst_margin_bytes": GiB})  # fmt: skip
     table = model_table(predicted_rows(pd.DataFrame(rows)))
     real, counterfactual = (line for line in table.splitlines()[2:])
-    assert "250,002 rows, fixed" in real and "| 12.0–12.5 / 17.0–17.5 | 18.0 / 23.0 |" in real
-    assert "249,912 rows, grows with L (counterfactual)" in counterfactual
+    assert "250,002 rows at L=104, fixed" in real and "| 12.0–12.5 → 12.0–12.5 (worst 17.0–17.5) | 18.0 → 18.0 (worst 23.0) |" in real
+    assert "249,912 rows at L=104, grows with L (counterfactual)" in counterfactual
 
 
 def test_the_workload_notes_come_from_the_rows():
