@@ -60,8 +60,9 @@ class Margin:
 
     On CUDA: context, library workspaces and allocator fragmentation (allowances, see the constants).
     On CPU: the host process without the model (interpreter, libraries, data, vocabulary), read from
-    this process after data preparation; on the check grid a real run's peak RSS was 3-10% above
-    tensor peak + this.
+    this process after data preparation. It leaves out the allocator's own overhead and what a real step's
+    libraries map on first use, so a real run's peak RSS lies above tensor peak + this: by how much on the real
+    architectures, `results/real-arch-cpu` (block prediction-check:real-arch-cpu in docs/experiments.md).
     """
 
     context_bytes: int = 0

@@ -282,7 +282,7 @@ def workload_notes(measured: pd.DataFrame) -> list[str]:
     for fit in driver.itertuples(index=False):
         growth = growth_fits(measured[(measured["strategy"] == "mbert") & (measured["tokenizer_policy"] == fit.tokenizer_policy)],
                              ["masked_tokens_per_step"])  # fmt: skip
-        masked_growth = (f"; its masked tokens per step grow {slope_text(growth['slope'].iloc[0], growth['slope_ci_low'].iloc[0], growth['slope_ci_high'].iloc[0], growth['shape'].iloc[0], 'rate')} per added language"
+        masked_growth = (f"; its masked tokens per step grow {slope_text(growth['slope'].iloc[0], growth['slope_ci_low'].iloc[0], growth['slope_ci_high'].iloc[0], growth['shape'].iloc[0], 'rate')} tokens per added language"
                          if len(growth) else "")  # fmt: skip
         notes.append(f"Masked LM, {POLICY_NAMES.get(fit.tokenizer_policy, fit.tokenizer_policy)}: step time = "
                      f"{fit.fixed_s * 1e3:.1f} ms + {fit.s_per_unit * 1e9:.3g} ns × ({fit.driver}) "

@@ -281,17 +281,20 @@ def prediction_check_text(runs: pd.DataFrame, results_dir: Path) -> str:
     if pairs.empty:
         return ""
     mib = lambda n: fmt(n / 2**20)  # noqa: E731
-    rows = [[r.model, r.strategy, r.n_languages, f"{r.model_params / 1e6:.1f} M", f"{r.vocab_size:,.0f}",
+    rows = [[r.model, r.strategy, r.n_languages, f"{r.model_params / 1e6:.1f} M", f"{r.embedding_rows:,.0f}",
              mib(r.measured_tensor_bytes), mib(r.predicted_tensor_bytes), f"{r.tensor_error:+.2%}",
              mib(r.measured_rss_bytes), mib(r.predicted_total_bytes), f"{r.rss_error:+.1%}"]
             for r in pairs.itertuples(index=False)]  # fmt: skip
+    exact = int((pairs["predicted_tensor_bytes"] == pairs["measured_tensor_bytes"]).sum())
+    precision = ", ".join(sorted({precision_label(p) for p in pairs["mixed_precision"]}))
     head = (f"From `{results_dir.as_posix()}` ({len(pairs)} configurations, each trained and predicted; "
-            f"{distinct(pairs, 'mixed_precision')} precision, batch {distinct(pairs, 'batch_size')}, max length "
-            f"{distinct(pairs, 'max_length')}). Tensor peak: predicted / measured − 1 from "
+            f"{precision}, batch {distinct(pairs, 'batch_size')}, max length "
+            f"{distinct(pairs, 'max_length')}). Tensor peak: predicted equal to measured to the byte in {exact} of "
+            f"{len(pairs)}, predicted / measured − 1 from "
             f"{pairs['tensor_error'].min():+.2%} to {pairs['tensor_error'].max():+.2%}; the total (tensor peak + the "
             f"host process before the model) against peak RSS from {pairs['rss_error'].min():+.1%} to "
             f"{pairs['rss_error'].max():+.1%}. `python -m bench.report {results_dir.as_posix()} --readme FILE` writes this block.")
-    header = ["model", "strategy", "L", "parameters", "vocabulary", "tensor peak measured (MiB)", "predicted (MiB)",
+    header = ["model", "strategy", "L", "parameters", "embedding rows", "tensor peak measured (MiB)", "predicted (MiB)",
               "error", "peak RSS measured (MiB)", "predicted total (MiB)", "error"]
     return head + "\n\n" + markdown_table(header, rows)
 

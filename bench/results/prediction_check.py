@@ -15,7 +15,7 @@ from bench.results.fit import MEASURED, PREDICTED
 # What makes two rows the same configuration: everything a run's memory depends on but the mode.
 PAIR_KEYS = ["model", "strategy", "n_languages", "seed", "batch_size", "max_length", "mixed_precision",
              "tokenizer_policy", "device_type"]  # fmt: skip
-PAIR_COLUMNS = [*PAIR_KEYS, "model_params", "vocab_size", "measured_tensor_bytes", "predicted_tensor_bytes",
+PAIR_COLUMNS = [*PAIR_KEYS, "model_params", "embedding_rows", "measured_tensor_bytes", "predicted_tensor_bytes",
                 "tensor_error", "measured_rss_bytes", "predicted_total_bytes", "rss_error"]  # fmt: skip
 
 
@@ -30,7 +30,8 @@ def prediction_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     predicted = keyed[keyed["source"] == PREDICTED].drop_duplicates(keys, keep="last")
     margin = predicted["predicted_margin_bytes"] if "predicted_margin_bytes" in predicted else 0
     predicted = predicted.assign(predicted_total_bytes=predicted["peak_tensor_bytes"] + margin)
-    both = measured[[*keys, "model_params", "vocab_size", "peak_tensor_bytes", "peak_rss_bytes"]].merge(
+    measured = measured.assign(embedding_rows=measured.get("embedding_rows", measured.get("vocab_size")))
+    both = measured[[*keys, "model_params", "embedding_rows", "peak_tensor_bytes", "peak_rss_bytes"]].merge(
         predicted[[*keys, "peak_tensor_bytes", "predicted_total_bytes"]], on=keys, suffixes=("", "_predicted"))
     out = both.rename(columns={"peak_tensor_bytes": "measured_tensor_bytes", "peak_rss_bytes": "measured_rss_bytes",
                                "peak_tensor_bytes_predicted": "predicted_tensor_bytes"})  # fmt: skip

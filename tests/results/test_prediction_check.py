@@ -43,5 +43,6 @@ def test_pairs_join_one_configuration_and_compute_relative_errors():
 def test_the_block_states_the_error_range(tmp_path):
     _rows().to_parquet(tmp_path / RESULTS_FILE)
     block = prediction_check_block(tmp_path)
-    assert "4 configurations" in block and "from +0.00% to +0.02%" in block
+    assert "4 configurations" in block and "to the byte in 2 of 4" in block and "from +0.00% to +0.02%" in block
+    assert "fp32" in block and "| 250,002 |" in block
     assert len([line for line in block.splitlines() if line.startswith("| xlmr-base")]) == 4

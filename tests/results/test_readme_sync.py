@@ -25,7 +25,7 @@ def regenerate(name: str) -> str:
         results_dir = PROJECT_ROOT / claims.results_dir
         frame = evaluate_claims(claims, load_arms(claims, results_dir))
         return readme_block(frame, claims, claims.results_dir)
-    if kind in ("growth", "table", "devices", "progress", "time"):
+    if kind in ("growth", "table", "devices", "progress", "time", "prediction-check"):
         from bench.results.markdown import document_blocks
 
         return document_blocks(Path("results") / experiment.split(":")[0])[name]()
