@@ -34,8 +34,11 @@ from bench.evaluation.encode import TextEncoder  # noqa: E402
 from bench.evaluation.lexical import LexicalEncoder  # noqa: E402
 from bench.measure.evidence import Transcript, command_line, evidence_header, write_evidence  # noqa: E402
 from bench.measure.memory import peak_rss_bytes, reset_peak_rss  # noqa: E402
-from bench.evaluation.retrieval import encode_set, evaluate, load_eval_set, rank_set  # noqa: E402
-from bench.data.tokenizer import cached_wordpiece  # noqa: E402
+from bench.config import plan_runs  # noqa: E402
+from bench.evaluation.retrieval import encode_set, evaluate, rank_set  # noqa: E402
+from bench.evaluation.sets import EvalSet  # noqa: E402
+from bench.stages import load_eval_sets  # noqa: E402
+from bench.data.tokenizer import RunTokenizer, cached_wordpiece  # noqa: E402
 
 TARGET_S = 15.0
 TARGET_RSS_BYTES = 4 * 2**30
@@ -43,11 +46,20 @@ TARGET_RSS_BYTES = 4 * 2**30
 
 def default_encoder(dataset) -> TextEncoder:
     texts = [t for d in dataset.by_lang.values() for t in [q.text for q in d.questions] + [c.text for c in d.candidates]]
-    tokenizer = cached_wordpiece(texts, vocab_size=16000, min_frequency=2, cache_dir=".cache/tokenizers")
+    tokenizer = RunTokenizer(cached_wordpiece(texts, vocab_size=16000, min_frequency=2, cache_dir=".cache/tokenizers"),
+                             "wordpiece-eval-speed")  # the encoder tokenises through a run's tokenizer
     torch.manual_seed(0)
     config = BertConfig(vocab_size=16000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=512, max_position_embeddings=512)
     return TextEncoder(BertModel(config, add_pooling_layer=False), tokenizer, "cls", 128)
+
+
+def load_eval_set(name: str) -> EvalSet:
+    """All of XQuAD-R (the default data's set `all`, named xquad-r) or an external set such as mlqa-r, as a run's
+    evaluation builds it from conf/ (the function this script once imported moved into the run's stages)."""
+    (planned,) = plan_runs("config", ["eval.sets=[all]" if name == "xquad-r" else f"eval.sets=[{name}]"], sweep=False)
+    (eval_set,) = load_eval_sets(planned.config, every_run=True)
+    return eval_set
 
 
 def load() -> str:
