@@ -8,7 +8,6 @@ languages those were, so a claim can be judged at one L and on trained or untrai
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, fields
@@ -20,6 +19,7 @@ import pandas as pd
 
 from bench.errors import ConfigError, DataError
 from bench.results.bootstrap import check_per_query
+from bench.results.fit import strategy_parameter
 from bench.results.scope import in_scope, trained_languages
 from bench.results.store import PER_QUERY_DIR, load_results
 
@@ -79,12 +79,6 @@ def matches(values: pd.Series, wanted) -> pd.Series:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
         return pd.Series(np.isclose(numbers, float(wanted), rtol=0, atol=1e-9), index=values.index)
     return values.astype(str) == str(wanted)
-
-
-def strategy_parameter(text: object, key: str):
-    """One parameter from a row's strategy_params JSON (None where the row has none)."""
-    params = json.loads(text) if isinstance(text, str) and text else None
-    return params.get(key) if isinstance(params, dict) else None
 
 
 def select_runs(results: pd.DataFrame, selector: Mapping) -> pd.DataFrame:

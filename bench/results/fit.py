@@ -11,6 +11,7 @@ strategy are two different curves, never pooled into one fit.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -45,6 +46,12 @@ def t_quantile_975(dof: int) -> float:
         + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
     )
+
+
+def strategy_parameter(text: object, key: str):
+    """One parameter from a row's strategy_params JSON (None where the row has none)."""
+    params = json.loads(text) if isinstance(text, str) and text else None
+    return params.get(key) if isinstance(params, dict) else None
 
 
 def add_derived_metrics(df: pd.DataFrame) -> pd.DataFrame:

@@ -23,14 +23,13 @@ masked tokens of a step (its output layer's logits, `DRIVERS`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench.results.fit import FITTED_METRICS, add_derived_metrics, present_metrics, t_quantile_975
+from bench.results.fit import FITTED_METRICS, add_derived_metrics, present_metrics, strategy_parameter, t_quantile_975
 
 GROWTH_FILE = "growth_fit.parquet"
 STEP_COST_FILE = "step_cost_fit.parquet"
@@ -227,13 +226,8 @@ def masked_logit_work(runs: pd.DataFrame) -> pd.Series:
     """Vocabulary rows × masked tokens per step: the masked-LM output layer's work, which grows with the vocabulary
     and not with padding. Masked tokens as the row counted them, else expected (mask_prob × real tokens, rows written
     before the count existed). NaN for rows without masking."""
-    def mask_prob(params) -> float:
-        try:
-            return float(json.loads(params).get("mask_prob", math.nan))
-        except (TypeError, ValueError, AttributeError):
-            return math.nan
-
-    probability = runs.get("strategy_params", pd.Series(index=runs.index, dtype=object)).map(mask_prob)
+    params = runs.get("strategy_params", pd.Series(index=runs.index, dtype=object))
+    probability = pd.to_numeric(params.map(lambda text: strategy_parameter(text, "mask_prob")), errors="coerce")
     rows = pd.to_numeric(runs.get("embedding_rows", runs.get("vocab_size")), errors="coerce")
     real_tokens = runs["tokens_per_step"] * (1 - pd.to_numeric(runs.get("padding_fraction"), errors="coerce"))
     expected = probability * real_tokens
